@@ -1,0 +1,273 @@
+"""The `builder` command: parses arguments, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from builder import __version__, output
+from builder.catalog import Catalog, load_catalog
+from builder.config import SETTINGS, Channel, PackageType, configure, parse_accelerator
+from builder.errors import BuilderError, ConfigError, ToolchainError
+from builder.host import Host
+from builder.matrix import MatrixRequest, generate, table_rows, to_github, to_json
+from builder.project import load_project
+from builder.resolver import BuildEnvironment, resolve
+from builder.toolchains.cuda import install_pip_toolkit
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def setting_options(func: F) -> F:
+    """One --flag per setting in config.SETTINGS (help text from the same table)."""
+    for setting in reversed(SETTINGS):
+        func = click.option(
+            setting.flag,
+            setting.key.replace("-", "_").replace(".", "_"),
+            default=None,
+            metavar="VALUE",
+            help=f"{setting.doc} [env {setting.env}]",
+        )(func)
+    return func
+
+
+def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {s.key: kwargs.pop(s.key.replace("-", "_").replace(".", "_"), None) for s in SETTINGS}
+
+
+def load_environment(
+    config_id: str | None, project_dir: str, flags: dict[str, Any], *, probe: bool
+) -> BuildEnvironment:
+    """Config from all sources, then the resolver; notices go to stderr."""
+    catalog = load_catalog()
+    project = load_project(Path(project_dir))
+    host = Host.current(probe=probe)
+    resolved = configure(
+        catalog,
+        config_id=config_id,
+        flags=flags,
+        environ=host.environ,
+        tool_settings=project.tool_settings,
+        pyproject_path=str(project.pyproject),
+    )
+    env = resolve(resolved.config, project, host, catalog)
+    for message in (*resolved.notices, *env.notices):
+        output.notice(message)
+    return env
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, prog_name="builder")
+def cli() -> None:
+    """Build, repair, check and smoke-test native Python/C++ binaries (CPU, CUDA, ROCm)."""
+
+
+@cli.command("env")
+@click.argument("config_id", required=False)
+@click.option(
+    "--project",
+    "project_dir",
+    default=".",
+    show_default=True,
+    help="Project directory (its pyproject.toml / version.txt).",
+)
+@click.option("--format", "fmt", type=click.Choice(["shell", "json", "github"]), default="shell", show_default=True)
+@click.option(
+    "--no-host", is_flag=True, help="Resolve without probing this machine (for CI matrix jobs that run elsewhere)."
+)
+@setting_options
+def env_command(config_id: str | None, project_dir: str, fmt: str, no_host: bool, **kwargs: Any) -> None:
+    """Print the resolved build environment of CONFIG_ID (e.g. manywheel-py3_12-cuda12_4)."""
+    env = load_environment(config_id, project_dir, _flags(kwargs), probe=not no_host)
+    if fmt == "json":
+        click.echo(json.dumps(env.summary(), indent=2, default=str))
+    elif fmt == "github":
+        click.echo(github_env_lines(env.env), nl=False)
+    else:
+        click.echo("".join(f"export {key}={shlex.quote(value)}\n" for key, value in env.env.items()), nl=False)
+
+
+def github_env_lines(variables: dict[str, str] | Any) -> str:
+    """$GITHUB_ENV syntax; multi-line values use the heredoc form with a delimiter they lack."""
+    lines = []
+    for key, value in variables.items():
+        if "\n" in value:
+            delimiter = "BUILDER_EOF"
+            while delimiter in value:
+                delimiter += "_"
+            lines.append(f"{key}<<{delimiter}\n{value}\n{delimiter}\n")
+        else:
+            lines.append(f"{key}={value}\n")
+    return "".join(lines)
+
+
+@cli.command("matrix")
+@click.option("--release", default=None, help="Release row of releases.toml (e.g. 2.0); default: the policies.")
+@click.option("--channel", type=click.Choice([c.value for c in Channel]), default="nightly", show_default=True)
+@click.option(
+    "--package-type",
+    "package_types",
+    multiple=True,
+    type=click.Choice([p.value for p in PackageType]),
+    help="Repeatable; default manywheel.",
+)
+@click.option("--with-cpu", type=click.Choice(["enable", "disable"]), default="enable", show_default=True)
+@click.option("--with-cuda", type=click.Choice(["enable", "disable"]), default="enable", show_default=True)
+@click.option("--with-rocm", type=click.Choice(["enable", "disable"]), default="enable", show_default=True)
+@click.option("--with-xpu", type=click.Choice(["enable", "disable"]), default="disable", show_default=True)
+@click.option("--python", "pythons", multiple=True, help="Repeatable: keep only these Pythons (3.12, 3.13t).")
+@click.option("--date", "on", default=None, help="Policy date YYYY-MM-DD (default today).")
+@click.option("--format", "fmt", type=click.Choice(["json", "github", "table"]), default="table", show_default=True)
+def matrix_command(
+    release: str | None,
+    channel: str,
+    package_types: Sequence[str],
+    with_cpu: str,
+    with_cuda: str,
+    with_rocm: str,
+    with_xpu: str,
+    pythons: Sequence[str],
+    on: str | None,
+    fmt: str,
+) -> None:
+    """Print the build matrix from the release table and support policies."""
+    catalog = load_catalog()
+    request = MatrixRequest(
+        release=release,
+        channel=Channel(channel),
+        package_types=tuple(PackageType(p) for p in package_types) or (PackageType.MANYWHEEL,),
+        with_cpu=with_cpu == "enable",
+        with_cuda=with_cuda == "enable",
+        with_rocm=with_rocm == "enable",
+        with_xpu=with_xpu == "enable",
+        pythons=tuple(pythons) or None,
+        on=_date(on),
+    )
+    configs = generate(catalog, request)
+    if fmt == "github":
+        click.echo(to_github(configs, catalog))
+    elif fmt == "json":
+        click.echo(to_json(configs, catalog))
+    else:
+        output.table(
+            f"{len(configs)} build configs", ["config", "python", "accelerator", "image"], table_rows(configs, catalog)
+        )
+
+
+def _date(text: str | None) -> dt.date | None:
+    if text is None:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--date {text!r} is not a date. Use YYYY-MM-DD, e.g. --date 2026-11-22.") from None
+
+
+CATALOG_SECTIONS = ("cuda", "rocm", "python", "releases", "images", "settings")
+
+
+@cli.command("catalog")
+@click.argument("section", required=False, type=click.Choice(CATALOG_SECTIONS))
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def catalog_command(section: str | None, fmt: str) -> None:
+    """Show the catalog (builder/data/*.toml): toolchains, Pythons, releases, images, settings."""
+    catalog = load_catalog()
+    for name in [section] if section else CATALOG_SECTIONS:
+        headers, rows = catalog_rows(catalog, name)
+        if fmt == "json":
+            click.echo(json.dumps({name: [dict(zip(headers, row, strict=True)) for row in rows]}, indent=2))
+        else:
+            output.table(name, headers, rows)
+
+
+def catalog_rows(catalog: Catalog, section: str) -> tuple[list[str], list[list[str]]]:
+    if section == "cuda":
+        return ["cuda", "arch list", "gcc", "layout", "cudnn", "runtime wheels", "PyPI toolkit"], [
+            [
+                v,
+                c.arch_list,
+                f"{c.gcc_min}..{c.gcc_max}",
+                c.layout,
+                c.cudnn,
+                str(len(c.packages)),
+                "yes" if c.toolkit else "no",
+            ]
+            for v, c in catalog.cuda.items()
+        ]
+    if section == "rocm":
+        return ["rocm", "released", "offload archs"], [
+            [v, str(r.released), r.offload_archs] for v, r in catalog.rocm.items()
+        ]
+    if section == "python":
+        return ["python", "released", "end of life", "free-threaded"], [
+            [v, str(p.released), str(p.end_of_life), "yes" if p.free_threaded else "no"]
+            for v, p in catalog.python.items()
+        ]
+    if section == "releases":
+        return ["release", "date", "python", "cuda", "rocm"], [
+            [
+                v,
+                str(r.date),
+                str(r.python),
+                ", ".join(f"{c.version} ({c.role}, cuDNN {c.cudnn})" for c in r.cuda),
+                ", ".join(r.rocm),
+            ]
+            for v, r in catalog.releases.items()
+        ]
+    if section == "images":
+        return ["package type", "accelerator", "image", "upstream"], [
+            [ptype, kind, image, catalog.upstream_images.get(ptype, {}).get(kind, "")]
+            for ptype, kinds in catalog.images.items()
+            for kind, image in kinds.items()
+        ]
+    return ["key", "flag", "environment", "meaning"], [[s.key, s.flag, s.env, s.doc] for s in SETTINGS]
+
+
+@cli.group("toolchain")
+def toolchain_group() -> None:
+    """Install toolchains builder can fetch itself."""
+
+
+@toolchain_group.command("install")
+@click.argument("accelerator")
+def toolchain_install(accelerator: str) -> None:
+    """Install a relocatable CUDA toolkit from PyPI into builder's cache (e.g. cuda13.0)."""
+    catalog = load_catalog()
+    try:
+        accel = parse_accelerator(accelerator, catalog)
+    except ValueError as exc:
+        raise ConfigError(f"Invalid accelerator {accelerator!r}: {exc}") from None
+    if accel.kind != "cuda" or accel.version is None:
+        raise ToolchainError(f"builder can only install CUDA toolkits from PyPI; {accelerator!r} is not one.")
+    host = Host.current()
+    output.notice(f"installing CUDA {accel.version} from PyPI into {host.cache_dir / 'toolkits'}")
+    home = install_pip_toolkit(catalog.cuda[accel.version], sys.executable, host.cache_dir)
+    click.echo(str(home))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="builder", standalone_mode=False)
+    except BuilderError as exc:
+        output.error(str(exc))
+        return exc.exit_code
+    except click.exceptions.Abort:
+        output.error("interrupted")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Discover and verify interpreters and compilers; a toolchain is trusted only after it ran."""
