@@ -1,0 +1,1 @@
+"""Binary tooling: ELF reading, batched patchelf edits, fast reproducible wheel rewrites."""
