@@ -16,11 +16,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The main job: build, repair and smoke-test the bundled example for two Pythons on CPU and,
+# where a CUDA 13.0 toolkit exists, for CUDA; artifacts and build-report.json land in dist/.
+DEMO_CONFIGS := manywheel-py3_11-cpu manywheel-py3_12-cpu $(if $(shell command -v nvcc),manywheel-py3_12-cuda13_0,)
+
 demo: $(STAMP)
-	$(BIN)/builder env manywheel-py3_12-cpu --project examples/minitorch
-	$(BIN)/builder env manywheel-py3_12-cuda13_0 --project examples/minitorch --format json
-	$(BIN)/builder matrix --release 2.0 --format github
-	$(BIN)/builder matrix --package-type manywheel --package-type libtorch
+	$(BIN)/builder matrix --release 2.0 --package-type manywheel
+	$(BIN)/builder env manywheel-py3_12-cpu --project examples/minitorch --format json
+	$(BIN)/builder build examples/minitorch $(DEMO_CONFIGS) -o dist
 
 lint: $(STAMP)
 	$(BIN)/ruff check builder tests

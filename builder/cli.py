@@ -14,12 +14,17 @@ import click
 
 from builder import __version__, output
 from builder.catalog import Catalog, load_catalog
+from builder.check.command import check_command
 from builder.config import SETTINGS, Channel, PackageType, configure, parse_accelerator
 from builder.errors import BuilderError, ConfigError, ToolchainError
 from builder.host import Host
+from builder.manywheel.repair import RepairOptions, repair_wheel
 from builder.matrix import MatrixRequest, generate, table_rows, to_github, to_json
+from builder.pipeline import BuildRequest, build_all, resolve_environment
 from builder.project import load_project
-from builder.resolver import BuildEnvironment, resolve
+from builder.report import print_summary, write_report
+from builder.resolver import BuildEnvironment, repair_plan, source_date_epoch
+from builder.smoke.command import smoke_command
 from builder.toolchains.cuda import install_pip_toolkit
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -45,22 +50,7 @@ def _flags(kwargs: dict[str, Any]) -> dict[str, Any]:
 def load_environment(
     config_id: str | None, project_dir: str, flags: dict[str, Any], *, probe: bool
 ) -> BuildEnvironment:
-    """Config from all sources, then the resolver; notices go to stderr."""
-    catalog = load_catalog()
-    project = load_project(Path(project_dir))
-    host = Host.current(probe=probe)
-    resolved = configure(
-        catalog,
-        config_id=config_id,
-        flags=flags,
-        environ=host.environ,
-        tool_settings=project.tool_settings,
-        pyproject_path=str(project.pyproject),
-    )
-    env = resolve(resolved.config, project, host, catalog)
-    for message in (*resolved.notices, *env.notices):
-        output.notice(message)
-    return env
+    return resolve_environment(load_project(Path(project_dir)), config_id, flags, Host.current(probe=probe))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -106,6 +96,94 @@ def github_env_lines(variables: dict[str, str] | Any) -> str:
         else:
             lines.append(f"{key}={value}\n")
     return "".join(lines)
+
+
+@cli.command("build")
+@click.argument("args", nargs=-1, metavar="[PROJECT] [CONFIG]...")
+@click.option(
+    "-o",
+    "--out",
+    "out_dir",
+    default="dist",
+    show_default=True,
+    help="Output directory for artifacts and build-report.json.",
+)
+@click.option("--index-url", default=None, help="Index for the smoke test's dependencies.")
+@click.option("--find-links", multiple=True, help="Extra wheel directories for the smoke test (repeatable).")
+@click.option("--clean", is_flag=True, help="Start from an empty build directory (default: incremental).")
+@setting_options
+def build_command(
+    args: tuple[str, ...], out_dir: str, index_url: str | None, find_links: tuple[str, ...], clean: bool, **kwargs: Any
+) -> None:
+    """Build, repair and smoke-test PROJECT (default .) for each CONFIG, one after another."""
+    project_dir, configs = (args[0], args[1:]) if args and Path(args[0]).is_dir() else (".", args)
+    index_args = (*(["--index-url", index_url] if index_url else []), *(f"--find-links={d}" for d in find_links))
+    request = BuildRequest(
+        load_project(Path(project_dir)), tuple(configs), _flags(kwargs), Path(out_dir), tuple(index_args), clean
+    )
+    records = build_all(request, Host.current())
+    write_report(records, Path(out_dir))
+    print_summary(records)
+    failed = [r for r in records if r.status != "ok"]
+    if failed:
+        raise click.exceptions.Exit(failed[0].exit_code or 1)
+
+
+@cli.command("repair")
+@click.argument("wheels", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--out", "out_dir", default="wheelhouse", show_default=True, type=click.Path(path_type=Path))
+@click.option(
+    "--config",
+    "config_id",
+    default=None,
+    help="Config whose repair plan to use (default: from the wheel's +local version).",
+)
+@click.option(
+    "--plat", default=None, help="Platform tag to require (e.g. manylinux_2_28); default: the most compatible one."
+)
+@click.option("--exclude", multiple=True, help="Soname glob never grafted (repeatable).")
+@click.option("--keep-name", multiple=True, help="Soname glob grafted without a hash suffix (repeatable).")
+@click.option("--cuda-mode", type=click.Choice(["pypi", "bundled"]), default=None)
+@click.option("--libs-dir", default=None, help="Where grafts go inside the wheel (default <dist>.libs).")
+def repair_command(
+    wheels: tuple[Path, ...],
+    out_dir: Path,
+    config_id: str | None,
+    plat: str | None,
+    exclude: tuple[str, ...],
+    keep_name: tuple[str, ...],
+    cuda_mode: str | None,
+    libs_dir: str | None,
+) -> None:
+    """Graft non-system libraries, fix RPATHs, link CUDA to NVIDIA's wheels, retag, repack."""
+    catalog = load_catalog()
+    host = Host.current(probe=False)
+    for wheel in wheels:
+        flags = {"exclude": ",".join(exclude) or None, "keep-name": ",".join(keep_name) or None, "cuda-mode": cuda_mode}
+        if config_id is None:
+            flags["accelerator"] = accelerator_of(wheel)
+        resolved = configure(
+            catalog, config_id=config_id, flags=flags, environ=host.environ, tool_settings={}, pyproject_path=""
+        )
+        config = resolved.config
+        options = RepairOptions(
+            plan=repair_plan(config, catalog),
+            arch=config.arch,
+            plat=plat,
+            libs_dir=libs_dir,
+            source_date_epoch=source_date_epoch(host),
+        )
+        with output.step(f"repair {wheel.name}") as timer:
+            result = repair_wheel(wheel, out_dir, options)
+        grafted = ", ".join(f"{k} -> {v}" for k, v in result.grafted.items()) or "nothing"
+        click.echo(f"{result.wheel}  ({timer.seconds:.1f} s; grafted {grafted}; edited {len(result.edited)} ELF files)")
+
+
+def accelerator_of(wheel: Path) -> str:
+    """The accelerator a wheel was built for, from its +local version (+cu130, +rocm6.4, +cpu)."""
+    version = wheel.name.split("-")[1] if wheel.name.count("-") >= 4 else ""
+    local = version.partition("+")[2]
+    return local if local.startswith(("cu", "rocm", "xpu")) else "cpu"
 
 
 @cli.command("matrix")
@@ -252,9 +330,14 @@ def toolchain_install(accelerator: str) -> None:
     click.echo(str(home))
 
 
+cli.add_command(check_command)
+cli.add_command(smoke_command)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        cli.main(args=list(argv) if argv is not None else None, prog_name="builder", standalone_mode=False)
+        # standalone_mode=False: click returns ctx.exit()'s code instead of calling sys.exit
+        code = cli.main(args=list(argv) if argv is not None else None, prog_name="builder", standalone_mode=False)
     except BuilderError as exc:
         output.error(str(exc))
         return exc.exit_code
@@ -266,7 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

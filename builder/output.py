@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from rich.console import Console
 from rich.table import Table
@@ -45,3 +47,42 @@ def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> 
     for row in rows:
         t.add_row(*row)
     stdout.print(t)
+
+
+class Timer:
+    seconds: float = 0.0
+
+
+@contextmanager
+def step(name: str) -> Iterator[Timer]:
+    """A long step: a spinner on a terminal, ::group:: folding on GitHub Actions, plain lines otherwise."""
+    timer = Timer()
+    start = time.monotonic()
+    status = None
+    if on_github():
+        print(f"::group::{name}", flush=True)
+    elif stderr.is_terminal:
+        status = stderr.status(name)
+        status.start()
+    else:
+        print(f"==> {name}", file=sys.stderr, flush=True)
+    ok = False
+    try:
+        yield timer
+        ok = True
+    finally:
+        timer.seconds = time.monotonic() - start
+        outcome = "done" if ok else "FAILED"
+        if status is not None:
+            status.stop()
+        if on_github():
+            print("::endgroup::", flush=True)
+        print(f"    {name}: {outcome} in {timer.seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+def step_summary(markdown: str) -> None:
+    """Append to $GITHUB_STEP_SUMMARY when running on GitHub Actions."""
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with open(path, "a") as handle:
+            handle.write(markdown + "\n")

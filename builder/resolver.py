@@ -128,7 +128,7 @@ def resolve(config: BuildConfig, project: Project, host: Host, catalog: Catalog 
         if cuda is not None and arch_list:
             arch_list = _clip_cuda_archs(arch_list, cuda, notices)
     max_jobs = config.options.max_jobs or _max_jobs(host, config.accelerator.kind != "cpu")
-    epoch = _source_date_epoch(host, project)
+    epoch = source_date_epoch(host, project.root)
     env = BuildEnvironment(
         config=config,
         project=project,
@@ -141,7 +141,7 @@ def resolve(config: BuildConfig, project: Project, host: Host, catalog: Catalog 
         max_jobs=max_jobs,
         source_date_epoch=epoch,
         docker_image=docker_image(config, catalog),
-        repair=_repair_plan(config, catalog),
+        repair=repair_plan(config, catalog),
         notices=tuple(notices),
         probed=host.probe,
     )
@@ -223,7 +223,7 @@ def _max_jobs(host: Host, accelerated: bool) -> int:
     return max(1, min(cores, 12, by_memory))
 
 
-def _source_date_epoch(host: Host, project: Project) -> int:
+def source_date_epoch(host: Host, root: Path | None = None) -> int:
     """SOURCE_DATE_EPOCH if set, else the project's last commit time, else 1980-01-01."""
     raw = host.environ.get("SOURCE_DATE_EPOCH")
     if raw:
@@ -232,9 +232,11 @@ def _source_date_epoch(host: Host, project: Project) -> int:
                 f"SOURCE_DATE_EPOCH={raw!r} is not a number of seconds since 1970. Set it to an integer or unset it."
             )
         return int(raw)
+    if root is None:
+        return EPOCH_1980
     try:
         out = subprocess.run(
-            ["git", "-C", str(project.root), "log", "-1", "--format=%ct"],
+            ["git", "-C", str(root), "log", "-1", "--format=%ct"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -252,7 +254,7 @@ def docker_image(config: BuildConfig, catalog: Catalog) -> str | None:
     return template.format(version=config.accelerator.version or "") if template else None
 
 
-def _repair_plan(config: BuildConfig, catalog: Catalog) -> RepairPlan:
+def repair_plan(config: BuildConfig, catalog: Catalog) -> RepairPlan:
     accel = config.accelerator
     packages: tuple[RuntimePackage, ...] = ()
     sonames: tuple[str, ...] = ()

@@ -147,7 +147,8 @@ def install_pip_toolkit(wanted: CudaVersion, python: str, cache_dir: Path) -> Pa
     prefix = pip_toolkit_prefix(cache_dir, wanted.version)
     partial = prefix.with_name(prefix.name + ".partial")
     subprocess.run(["rm", "-rf", str(partial)], check=True)
-    cmd = [python, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(partial), *wanted.toolkit]
+    # not --no-deps: nvcc 13.x takes its crt headers and nvvm from dependency wheels
+    cmd = [python, "-m", "pip", "install", "--quiet", "--target", str(partial), *wanted.toolkit]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise ToolchainError(

@@ -1,0 +1,1 @@
+"""manywheel: Linux wheels built through PEP 517, repaired and retagged manylinux."""

@@ -1,0 +1,144 @@
+"""One build, end to end: resolve -> build -> repair -> smoke -> artifact + report.
+
+Work happens in a hidden directory inside the output directory, so the final move is an
+atomic rename; a failed build leaves its log and no artifact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from builder import output
+from builder.catalog import load_catalog
+from builder.check import run_checks
+from builder.config import configure
+from builder.errors import BuilderError, CheckError, SmokeError
+from builder.executors.host import HostExecutor
+from builder.fsutil import exclusive
+from builder.host import Host
+from builder.manywheel.build import build_wheel
+from builder.manywheel.repair import RepairOptions, repair_wheel
+from builder.project import Project
+from builder.report import Artifact, BuildRecord
+from builder.resolver import BuildEnvironment, resolve
+from builder.smoke.runner import run_smoke
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    project: Project
+    config_ids: tuple[str, ...]
+    flags: dict[str, Any]
+    out_dir: Path
+    index_args: tuple[str, ...] = ()  # pip options for the smoke install (--index-url, --find-links)
+    clean: bool = False  # start from an empty build directory
+
+
+def build_all(request: BuildRequest, host: Host) -> list[BuildRecord]:
+    """Build each config in turn; one failure does not stop the others."""
+    records = []
+    for config_id in request.config_ids or (None,):
+        record = BuildRecord(config=config_id or "(from environment)")
+        records.append(record)
+        try:
+            env = resolve_environment(request.project, config_id, request.flags, host)
+            record.config = env.config.id
+            record.environment = env.summary()
+            _build_one(env, request, record, host)
+            record.status = "ok"
+        except BuilderError as exc:
+            record.status = "failed"
+            record.error = str(exc)
+            record.exit_code = exc.exit_code
+            output.error(str(exc))
+    return records
+
+
+def resolve_environment(project: Project, config_id: str | None, flags: dict[str, Any], host: Host) -> BuildEnvironment:
+    """Config from all four sources, then the resolver; notices go to stderr."""
+    catalog = load_catalog()
+    resolved = configure(
+        catalog,
+        config_id=config_id,
+        flags=flags,
+        environ=host.environ,
+        tool_settings=project.tool_settings,
+        pyproject_path=str(project.pyproject),
+    )
+    env = resolve(resolved.config, project, host, catalog)
+    for message in (*resolved.notices, *env.notices):
+        output.notice(message)
+    return env
+
+
+def build_dir(env: BuildEnvironment, host: Host) -> Path:
+    """A stable per-project, per-config build directory in builder's cache: the same path every
+    time (so the same inputs give the same bytes, and rebuilds are incremental) and never
+    inside the user's source tree."""
+    digest = hashlib.sha256(str(env.project.root).encode()).hexdigest()[:12]
+    return host.cache_dir / "build" / f"{env.project.name or env.project.root.name}-{digest}" / env.config.id
+
+
+def _build_one(env: BuildEnvironment, request: BuildRequest, record: BuildRecord, host: Host) -> None:
+    out_dir = request.out_dir
+    logs = out_dir / "logs"
+    log = logs / f"{env.config.id}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("")
+    record.log = str(log)
+    cmake_dir = build_dir(env, host)
+    if request.clean:
+        shutil.rmtree(cmake_dir, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=".builder-work-", dir=out_dir) as tmp:
+        work = Path(tmp)
+        with output.step(f"{env.config.id}: build") as timer, exclusive(cmake_dir.with_name(cmake_dir.name + ".lock")):
+            raw = build_wheel(env, HostExecutor(), work, cmake_dir, log)
+        record.steps["build"] = timer.seconds
+        with output.step(f"{env.config.id}: repair") as timer:
+            options = RepairOptions(
+                plan=env.repair,
+                arch=env.config.arch,
+                source_date_epoch=env.source_date_epoch,
+                search_dirs=(env.cuda.lib_dir,) if env.cuda else (),
+            )
+            repaired = repair_wheel(raw, work / "repaired", options).wheel
+        record.steps["repair"] = timer.seconds
+        with output.step(f"{env.config.id}: check") as timer:
+            check_artifact(env, repaired, record)
+        record.steps["check"] = timer.seconds
+        with output.step(f"{env.config.id}: smoke") as timer:
+            smoke_artifact(env, repaired, request.index_args, log, record)
+        record.steps["smoke"] = timer.seconds
+        final = out_dir / repaired.name
+        repaired.replace(final)  # same file system: atomic
+    record.artifacts.append(Artifact.of(final))
+
+
+def check_artifact(env: BuildEnvironment, artifact: Path, record: BuildRecord) -> None:
+    """Static checks against the resolved environment; warnings are printed, errors fail the build."""
+    report = run_checks(artifact, env=env)
+    record.checks = report.as_dict()
+    for finding in report.warnings:
+        output.notice(f"{finding.id} {finding.file}: {finding.message}")
+    if not report.ok:
+        lines = "\n".join(f"  {f.id} {f.file}: {f.message}" for f in report.errors)
+        raise CheckError(f"{artifact.name} failed {len(report.errors)} check(s); no artifact was written:\n{lines}")
+
+
+def smoke_artifact(
+    env: BuildEnvironment, artifact: Path, index_args: Sequence[str], log: Path, record: BuildRecord
+) -> None:
+    """Install into a fresh environment and run the smoke harness (LD_LIBRARY_PATH unset, temp cwd)."""
+    report = run_smoke(artifact, env=env, index_args=index_args)
+    record.smoke = report.as_dict()
+    with log.open("a") as handle:
+        handle.write(report.output)
+    if not report.ok:
+        lines = "\n".join(f"  {c.name}: {c.detail}" for c in report.failed)
+        raise SmokeError(f"{artifact.name} failed its smoke test in a fresh {report.env_tool} environment:\n{lines}")
