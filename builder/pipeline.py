@@ -9,7 +9,8 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ from typing import Any
 from builder import output
 from builder.catalog import load_catalog
 from builder.check import run_checks
-from builder.config import configure
-from builder.errors import BuilderError, CheckError, SmokeError
+from builder.config import PackageType, configure
+from builder.errors import BuilderError, CheckError, ConfigError, SmokeError
 from builder.executors.host import HostExecutor
 from builder.fsutil import exclusive
 from builder.host import Host
@@ -85,10 +86,52 @@ def build_dir(env: BuildEnvironment, host: Host) -> Path:
     return host.cache_dir / "build" / f"{env.project.name or env.project.root.name}-{digest}" / env.config.id
 
 
+@dataclass(frozen=True)
+class Workspace:
+    """Where one package-type builder works: everything a backend needs besides the environment."""
+
+    work: Path  # temporary, inside the output directory (same file system as the artifact's home)
+    build_dir: Path  # stable CMake build directory (see build_dir)
+    log: Path
+    executor: HostExecutor
+    record: BuildRecord
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        """A timed step, recorded in the report and shown as progress."""
+        with output.step(f"{self.record.config}: {name}") as timer:
+            yield
+        self.record.steps[name] = timer.seconds
+
+
+def build_manywheel(env: BuildEnvironment, space: Workspace) -> Path:
+    with space.step("build"), exclusive(space.build_dir.with_name(space.build_dir.name + ".lock")):
+        raw = build_wheel(env, space.executor, space.work, space.build_dir, space.log)
+    with space.step("repair"):
+        options = RepairOptions(
+            plan=env.repair,
+            arch=env.config.arch,
+            source_date_epoch=env.source_date_epoch,
+            search_dirs=(env.cuda.lib_dir,) if env.cuda else (),
+        )
+        return repair_wheel(raw, space.work / "repaired", options).wheel
+
+
+# One entry per package type: build(env, workspace) -> the finished (not yet checked) artifact.
+BUILDERS: dict[PackageType, Callable[[BuildEnvironment, Workspace], Path]] = {
+    PackageType.MANYWHEEL: build_manywheel,
+}
+
+
 def _build_one(env: BuildEnvironment, request: BuildRequest, record: BuildRecord, host: Host) -> None:
+    builder = BUILDERS.get(env.config.package_type)
+    if builder is None:
+        known = ", ".join(p.value for p in BUILDERS)
+        raise ConfigError(
+            f"Building {env.config.package_type.value} packages is not supported yet; supported: {known}."
+        )
     out_dir = request.out_dir
-    logs = out_dir / "logs"
-    log = logs / f"{env.config.id}.log"
+    log = out_dir / "logs" / f"{env.config.id}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("")
     record.log = str(log)
@@ -96,27 +139,14 @@ def _build_one(env: BuildEnvironment, request: BuildRequest, record: BuildRecord
     if request.clean:
         shutil.rmtree(cmake_dir, ignore_errors=True)
     with tempfile.TemporaryDirectory(prefix=".builder-work-", dir=out_dir) as tmp:
-        work = Path(tmp)
-        with output.step(f"{env.config.id}: build") as timer, exclusive(cmake_dir.with_name(cmake_dir.name + ".lock")):
-            raw = build_wheel(env, HostExecutor(), work, cmake_dir, log)
-        record.steps["build"] = timer.seconds
-        with output.step(f"{env.config.id}: repair") as timer:
-            options = RepairOptions(
-                plan=env.repair,
-                arch=env.config.arch,
-                source_date_epoch=env.source_date_epoch,
-                search_dirs=(env.cuda.lib_dir,) if env.cuda else (),
-            )
-            repaired = repair_wheel(raw, work / "repaired", options).wheel
-        record.steps["repair"] = timer.seconds
-        with output.step(f"{env.config.id}: check") as timer:
-            check_artifact(env, repaired, record)
-        record.steps["check"] = timer.seconds
-        with output.step(f"{env.config.id}: smoke") as timer:
-            smoke_artifact(env, repaired, request.index_args, log, record)
-        record.steps["smoke"] = timer.seconds
-        final = out_dir / repaired.name
-        repaired.replace(final)  # same file system: atomic
+        space = Workspace(Path(tmp), cmake_dir, log, HostExecutor(), record)
+        artifact = builder(env, space)
+        with space.step("check"):
+            check_artifact(env, artifact, record)
+        with space.step("smoke"):
+            smoke_artifact(env, artifact, request.index_args, log, record)
+        final = out_dir / artifact.name
+        artifact.replace(final)  # same file system: atomic
     record.artifacts.append(Artifact.of(final))
 
 
