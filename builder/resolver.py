@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from builder.catalog import Catalog, RuntimePackage, load_catalog
-from builder.config import BuildConfig, Channel, CudaMode, PackageType
+from builder.config import BuildConfig, Channel, CudaMode, CxxAbi, PackageType
 from builder.errors import ConfigError, ToolchainError
 from builder.host import Host
 from builder.project import Project
@@ -24,7 +24,7 @@ from builder.toolchains.compilers import HostCompiler, find_host_compiler
 from builder.toolchains.cuda import CudaToolkit, find_cuda
 from builder.toolchains.python import Interpreter, find_interpreter
 from builder.toolchains.rocm import RocmToolkit, find_rocm
-from builder.versions import build_version, exact_tag
+from builder.versions import build_version, exact_tag, utc_day
 
 # Wheels built in the pypi mode may depend on NVIDIA's runtime wheels only where those exist.
 RUNTIME_MARKER = "platform_system == 'Linux' and platform_machine == 'x86_64'"
@@ -145,7 +145,7 @@ def resolve(config: BuildConfig, project: Project, host: Host, catalog: Catalog 
         notices=tuple(notices),
         probed=host.probe,
     )
-    return _with_env_vars(env, host)
+    return _with_env_vars(env, host, catalog)
 
 
 def _interpreter(config: BuildConfig, host: Host) -> Interpreter | None:
@@ -297,23 +297,48 @@ def _keep(config: BuildConfig, catalog: Catalog) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*catalog.keep_names, *config.options.keep_name)))
 
 
-def _with_env_vars(env: BuildEnvironment, host: Host) -> BuildEnvironment:
-    return replace(env, env=dict(sorted(build_env_vars(env, host).items())))
+def _with_env_vars(env: BuildEnvironment, host: Host, catalog: Catalog) -> BuildEnvironment:
+    return replace(env, env=dict(sorted(build_env_vars(env, host, catalog).items())))
 
 
-def build_env_vars(env: BuildEnvironment, host: Host) -> dict[str, str]:
+def build_env_vars(env: BuildEnvironment, host: Host, catalog: Catalog) -> dict[str, str]:
     """The variables a build step runs with (the set PyTorch's binary_populate_env writes)."""
-    config = env.config
-    accel = config.accelerator
+    out = _common_vars(env, host)
+    accel = env.config.accelerator
+    cmake_args = [
+        f"-DUSE_CUDA={'ON' if accel.kind == 'cuda' else 'OFF'}",
+        f"-DUSE_ROCM={'ON' if accel.kind == 'rocm' else 'OFF'}",
+    ]
+    if env.config.cxx_abi is CxxAbi.PRE_CXX11:
+        cmake_args.append("-DCMAKE_CXX_FLAGS=-D_GLIBCXX_USE_CXX11_ABI=0")
+    path_dirs: list[str] = []
+    _cuda_vars(env, catalog, out, cmake_args, path_dirs)
+    _rocm_vars(env, out, cmake_args, path_dirs)
+    if env.host_compiler:
+        out.update({"CC": env.host_compiler.cc, "CXX": env.host_compiler.cxx})
+        if env.cuda:
+            cmake_args.append(f"-DCMAKE_CUDA_HOST_COMPILER={env.host_compiler.cxx}")
+    out["CMAKE_ARGS"] = " ".join(shlex.quote(arg) for arg in cmake_args)
+    if env.interpreter:
+        out["PYTHON_EXECUTABLE"] = env.interpreter.path
+        path_dirs.append(str(Path(env.interpreter.path).parent))
+    if env.probed:
+        out["PATH"] = _path(path_dirs, host)
+    return out
+
+
+def _common_vars(env: BuildEnvironment, host: Host) -> dict[str, str]:
+    config, accel = env.config, env.config.accelerator
+    cxx11 = config.cxx_abi is CxxAbi.CXX11
     out = {
         "TZ": "UTC",
         "PACKAGE_TYPE": config.package_type.value,
         "DESIRED_CUDA": accel.desired_cuda,
         "GPU_ARCH_TYPE": accel.kind,
         "GPU_ARCH_VERSION": accel.version or "",
-        "DESIRED_DEVTOOLSET": "cxx11-abi" if config.cxx_abi.value == "cxx11" else "pre-cxx11",
-        "_GLIBCXX_USE_CXX11_ABI": "1" if config.cxx_abi.value == "cxx11" else "0",
-        "DATE": f"{host.now:%Y%m%d}",
+        "DESIRED_DEVTOOLSET": "cxx11-abi" if cxx11 else "pre-cxx11",
+        "_GLIBCXX_USE_CXX11_ABI": "1" if cxx11 else "0",
+        "DATE": utc_day(host.now),
         "PYTORCH_BUILD_VERSION": env.version,
         "PYTORCH_BUILD_NUMBER": "1",
         "OVERRIDE_PACKAGE_VERSION": env.version,
@@ -334,43 +359,35 @@ def build_env_vars(env: BuildEnvironment, host: Host) -> dict[str, str]:
         out["BUILD_PYTHONLESS"] = "1"
     if env.docker_image:
         out["DOCKER_IMAGE"] = env.docker_image
-    cmake_args = [
-        f"-DUSE_CUDA={'ON' if accel.kind == 'cuda' else 'OFF'}",
-        f"-DUSE_ROCM={'ON' if accel.kind == 'rocm' else 'OFF'}",
-    ]
-    if config.cxx_abi.value == "pre-cxx11":
-        cmake_args.append("-DCMAKE_CXX_FLAGS=-D_GLIBCXX_USE_CXX11_ABI=0")
-    path_dirs: list[str] = []
-    if accel.kind == "cuda" and env.arch_list:
-        out["TORCH_CUDA_ARCH_LIST"] = env.arch_list
-        flags = list(load_catalog().cuda[accel.version or ""].nvcc_flags)
+    return out
+
+
+def _cuda_vars(
+    env: BuildEnvironment, catalog: Catalog, out: dict[str, str], cmake_args: list[str], path: list[str]
+) -> None:
+    accel = env.config.accelerator
+    if accel.kind == "cuda" and accel.version and env.arch_list:
+        flags = list(catalog.cuda[accel.version].nvcc_flags)
         if env.host_compiler and not env.host_compiler.supported:
             flags.append("-allow-unsupported-compiler")
-        out["TORCH_NVCC_FLAGS"] = " ".join(flags)
-        out["CUDA_VERSION"] = accel.version or ""
+        out.update(
+            {"TORCH_CUDA_ARCH_LIST": env.arch_list, "TORCH_NVCC_FLAGS": " ".join(flags), "CUDA_VERSION": accel.version}
+        )
         cmake_args.append(f"-DCMAKE_CUDA_ARCHITECTURES={cmake_cuda_architectures(env.arch_list)}")
     if env.cuda:
         out.update({"CUDA_HOME": env.cuda.home, "CUDA_PATH": env.cuda.home, "CUDACXX": env.cuda.nvcc})
         cmake_args.append(f"-DCMAKE_CUDA_COMPILER={env.cuda.nvcc}")
-        path_dirs.append(str(Path(env.cuda.nvcc).parent))
-    if accel.kind == "rocm" and env.arch_list:
-        out["PYTORCH_ROCM_ARCH"] = env.arch_list
-        out["ROCM_VERSION"] = accel.version or ""
+        path.append(str(Path(env.cuda.nvcc).parent))
+
+
+def _rocm_vars(env: BuildEnvironment, out: dict[str, str], cmake_args: list[str], path: list[str]) -> None:
+    accel = env.config.accelerator
+    if accel.kind == "rocm" and accel.version and env.arch_list:
+        out.update({"PYTORCH_ROCM_ARCH": env.arch_list, "ROCM_VERSION": accel.version})
         cmake_args.append(f"-DCMAKE_HIP_ARCHITECTURES={env.arch_list}")
     if env.rocm:
         out["ROCM_PATH"] = env.rocm.home
-        path_dirs.append(str(Path(env.rocm.hipcc).parent))
-    if env.host_compiler:
-        out.update({"CC": env.host_compiler.cc, "CXX": env.host_compiler.cxx})
-        if env.cuda:
-            cmake_args.append(f"-DCMAKE_CUDA_HOST_COMPILER={env.host_compiler.cxx}")
-    out["CMAKE_ARGS"] = " ".join(shlex.quote(arg) for arg in cmake_args)
-    if env.interpreter:
-        out["PYTHON_EXECUTABLE"] = env.interpreter.path
-        path_dirs.append(str(Path(env.interpreter.path).parent))
-    if env.probed:
-        out["PATH"] = _path(path_dirs, host)
-    return out
+        path.append(str(Path(env.rocm.hipcc).parent))
 
 
 def _path(prepend: list[str], host: Host) -> str:

@@ -12,10 +12,14 @@ from builder.config import BuildConfig, Channel, PackageType
 _TAG_RE = re.compile(r"^v(\d+\.\d+\.\d+)(?:-rc\d+)?$")
 
 
-def nightly_version(base: str, now: dt.datetime) -> str:
-    """base.devYYYYMMDD with the date taken in UTC, whatever the machine's time zone."""
+def utc_day(now: dt.datetime) -> str:
+    """YYYYMMDD in UTC, whatever the machine's time zone (naive times are taken as UTC)."""
     day = now.astimezone(dt.timezone.utc) if now.tzinfo else now
-    return f"{base}.dev{day:%Y%m%d}"
+    return f"{day:%Y%m%d}"
+
+
+def nightly_version(base: str, now: dt.datetime) -> str:
+    return f"{base}.dev{utc_day(now)}"
 
 
 def version_from_tag(tag: str) -> str | None:
