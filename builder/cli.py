@@ -12,18 +12,20 @@ from typing import Any, TypeVar
 
 import click
 
-from builder import __version__, output
+from builder import __version__, images, output
 from builder.catalog import Catalog, load_catalog
 from builder.check.command import check_command
 from builder.config import SETTINGS, Channel, PackageType, configure, parse_accelerator
 from builder.errors import BuilderError, ConfigError, ToolchainError
+from builder.executors.docker import DockerOptions
 from builder.host import Host
+from builder.libtorch.command import libtorch_group
 from builder.manywheel.repair import RepairOptions, repair_wheel
 from builder.matrix import MatrixRequest, generate, table_rows, to_github, to_json
 from builder.pipeline import BuildRequest, build_all, resolve_environment
 from builder.project import load_project
 from builder.report import print_summary, write_report
-from builder.resolver import BuildEnvironment, repair_plan, source_date_epoch
+from builder.resolver import BuildEnvironment, docker_image, repair_plan, source_date_epoch
 from builder.smoke.command import smoke_command
 from builder.toolchains.cuda import install_pip_toolkit
 
@@ -111,15 +113,39 @@ def github_env_lines(variables: dict[str, str] | Any) -> str:
 @click.option("--index-url", default=None, help="Index for the smoke test's dependencies.")
 @click.option("--find-links", multiple=True, help="Extra wheel directories for the smoke test (repeatable).")
 @click.option("--clean", is_flag=True, help="Start from an empty build directory (default: incremental).")
+@click.option("--docker", is_flag=True, help="Build inside each config's builder image (built first if missing).")
+@click.option("--keep-container", is_flag=True, help="--docker: keep the stopped container for debugging.")
+@click.option("--gpus", default=None, metavar="VALUE", help="--docker: pass `--gpus VALUE` (e.g. all) to docker run.")
+@click.option(
+    "--env", "extra_env", multiple=True, metavar="KEY[=VALUE]", help="--docker: pass a variable in (repeatable)."
+)
 @setting_options
 def build_command(
-    args: tuple[str, ...], out_dir: str, index_url: str | None, find_links: tuple[str, ...], clean: bool, **kwargs: Any
+    args: tuple[str, ...],
+    out_dir: str,
+    index_url: str | None,
+    find_links: tuple[str, ...],
+    clean: bool,
+    docker: bool,
+    keep_container: bool,
+    gpus: str | None,
+    extra_env: tuple[str, ...],
+    **kwargs: Any,
 ) -> None:
     """Build, repair and smoke-test PROJECT (default .) for each CONFIG, one after another."""
     project_dir, configs = (args[0], args[1:]) if args and Path(args[0]).is_dir() else (".", args)
     index_args = (*(["--index-url", index_url] if index_url else []), *(f"--find-links={d}" for d in find_links))
+    if not docker and (keep_container or gpus or extra_env):
+        raise ConfigError("--keep-container, --gpus and --env only apply to containerised builds: add --docker.")
+    in_docker = DockerOptions(keep_container=keep_container, gpus=gpus, env=extra_env) if docker else None
     request = BuildRequest(
-        load_project(Path(project_dir)), tuple(configs), _flags(kwargs), Path(out_dir), tuple(index_args), clean
+        load_project(Path(project_dir)),
+        tuple(configs),
+        _flags(kwargs),
+        Path(out_dir),
+        tuple(index_args),
+        clean,
+        docker=in_docker,
     )
     records = build_all(request, Host.current())
     write_report(records, Path(out_dir))
@@ -308,6 +334,60 @@ def catalog_rows(catalog: Catalog, section: str) -> tuple[list[str], list[list[s
     return ["key", "flag", "environment", "meaning"], [[s.key, s.flag, s.env, s.doc] for s in SETTINGS]
 
 
+@cli.group("image")
+def image_group() -> None:
+    """Builder images per accelerator (definitions in builder/dockerfiles)."""
+
+
+@image_group.command("bootstrap")
+@click.argument("suites", nargs=-1)
+@click.option("--mirror", default=None, help="Debian mirror URL (default: the one this machine's apt sources name).")
+def image_bootstrap(suites: tuple[str, ...], mirror: str | None) -> None:
+    """Make the Debian base images (builder/debian:SUITE) with debootstrap + docker import."""
+    for suite in suites or ("bookworm",):
+        click.echo(images.bootstrap(suite, mirror=mirror))
+
+
+@image_group.command("build")
+@click.argument("targets", nargs=-1, required=True, metavar="FAMILY|CONFIG...")
+@click.option("--base", default=None, help="Base image instead of the bootstrapped Debian (must have apt).")
+@click.option("--log-dir", default="dist/logs", show_default=True, type=click.Path(path_type=Path))
+def image_build(targets: tuple[str, ...], base: str | None, log_dir: Path) -> None:
+    """Build the image of each FAMILY (cpu, cuda13.5, rocm5.7) or CONFIG; unchanged images are reused."""
+    for target in targets:
+        name, family = image_target(target)
+        built = images.build_image(images.definition(family), name, log=log_dir / f"image-{family}.log", base=base)
+        state = f"built in {built.seconds:.0f} s" if built.built else "up to date"
+        found = ", ".join(f"{k} {v}" for k, v in built.versions.items())
+        click.echo(f"{built.tag}  {state}  ({found})")
+
+
+def image_target(target: str) -> tuple[str, str]:
+    """(image name without its content tag, family) for a family name or a config id."""
+    is_family = target in images.load_definitions()
+    config_id = "manywheel-py3_12-" + target.replace(".", "_") if is_family else target
+    catalog = load_catalog()
+    config = configure(
+        catalog, config_id=config_id, flags={}, environ={}, tool_settings={}, pyproject_path="pyproject.toml"
+    ).config
+    tag = docker_image(config, catalog)
+    if tag is None:
+        raise ConfigError(f"{target}: {config.id} has no Docker image (it does not build in a Linux container).")
+    return tag.rsplit("-", 1)[0], images.family_of(config.accelerator)
+
+
+@image_group.command("list")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def image_list(fmt: str) -> None:
+    """builder's images on this Docker engine, and whether each matches the current definition."""
+    rows = images.list_images()
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=2))
+        return
+    headers = ["image", "family", "size", "created", "current"]
+    output.table("images", headers, [[r[h] for h in headers] for r in rows])
+
+
 @cli.group("toolchain")
 def toolchain_group() -> None:
     """Install toolchains builder can fetch itself."""
@@ -332,6 +412,7 @@ def toolchain_install(accelerator: str) -> None:
 
 cli.add_command(check_command)
 cli.add_command(smoke_command)
+cli.add_command(libtorch_group)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

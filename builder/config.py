@@ -122,6 +122,7 @@ class BuildOptions:
     exclude: tuple[str, ...] = ()
     keep_name: tuple[str, ...] = ()
     smoke_commands: tuple[str, ...] = ()
+    debug_archive: bool = False  # libtorch: split debug symbols into a debug- archive
     docker_env: tuple[str, ...] = ()
 
 
@@ -304,6 +305,12 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("exclude", "options.exclude", _parse_list, "Sonames (globs) repair never grafts."),
     Setting("keep-name", "options.keep_name", _parse_list, "Grafted sonames (globs) that keep their name."),
+    Setting(
+        "debug-archive",
+        "options.debug_archive",
+        _parse_bool,
+        "libtorch: split debug symbols off into a separate debug-<archive>.zip.",
+    ),
     Setting("smoke.commands", "options.smoke_commands", _parse_list, "Python snippets the smoke test runs."),
     Setting(
         "docker.env", "options.docker_env", _parse_list, "Extra environment variables passed into build containers."

@@ -11,7 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,11 @@ from builder.catalog import load_catalog
 from builder.check import run_checks
 from builder.config import PackageType, configure
 from builder.errors import BuilderError, CheckError, ConfigError, SmokeError
+from builder.executors.docker import DockerOptions, run_in_container
 from builder.executors.host import HostExecutor
 from builder.fsutil import exclusive
 from builder.host import Host
+from builder.libtorch.build import COMPANIONS, build_libtorch
 from builder.manywheel.build import build_wheel
 from builder.manywheel.repair import RepairOptions, repair_wheel
 from builder.project import Project
@@ -39,6 +41,7 @@ class BuildRequest:
     out_dir: Path
     index_args: tuple[str, ...] = ()  # pip options for the smoke install (--index-url, --find-links)
     clean: bool = False  # start from an empty build directory
+    docker: DockerOptions | None = None  # build each config inside its builder image (--docker)
 
 
 def build_all(request: BuildRequest, host: Host) -> list[BuildRecord]:
@@ -48,10 +51,23 @@ def build_all(request: BuildRequest, host: Host) -> list[BuildRecord]:
         record = BuildRecord(config=config_id or "(from environment)")
         records.append(record)
         try:
-            env = resolve_environment(request.project, config_id, request.flags, host)
+            # --docker: the image's toolchains are verified inside it, so resolve here without probing.
+            where = replace(host, probe=False) if request.docker else host
+            env = resolve_environment(request.project, config_id, request.flags, where)
             record.config = env.config.id
             record.environment = env.summary()
-            _build_one(env, request, record, host)
+            if request.docker:
+                run_in_container(
+                    env,
+                    request.docker,
+                    request.out_dir,
+                    record,
+                    flags=request.flags,
+                    index_args=request.index_args,
+                    clean=request.clean,
+                )
+            else:
+                _build_one(env, request, record, host)
             record.status = "ok"
         except BuilderError as exc:
             record.status = "failed"
@@ -120,6 +136,7 @@ def build_manywheel(env: BuildEnvironment, space: Workspace) -> Path:
 # One entry per package type: build(env, workspace) -> the finished (not yet checked) artifact.
 BUILDERS: dict[PackageType, Callable[[BuildEnvironment, Workspace], Path]] = {
     PackageType.MANYWHEEL: build_manywheel,
+    PackageType.LIBTORCH: build_libtorch,
 }
 
 
@@ -147,7 +164,12 @@ def _build_one(env: BuildEnvironment, request: BuildRequest, record: BuildRecord
             smoke_artifact(env, artifact, request.index_args, log, record)
         final = out_dir / artifact.name
         artifact.replace(final)  # same file system: atomic
+        # Side artifacts (a libtorch debug- archive) follow once the main one passed.
+        companions = sorted((space.work / COMPANIONS).glob("*")) if (space.work / COMPANIONS).is_dir() else []
+        for companion in companions:
+            companion.replace(out_dir / companion.name)
     record.artifacts.append(Artifact.of(final))
+    record.artifacts.extend(Artifact.of(out_dir / c.name) for c in companions)
 
 
 def check_artifact(env: BuildEnvironment, artifact: Path, record: BuildRecord) -> None:

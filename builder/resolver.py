@@ -19,6 +19,7 @@ from builder.catalog import Catalog, RuntimePackage, load_catalog
 from builder.config import BuildConfig, Channel, CudaMode, CxxAbi, PackageType
 from builder.errors import ConfigError, ToolchainError
 from builder.host import Host
+from builder.images import image_tag
 from builder.project import Project
 from builder.toolchains.compilers import HostCompiler, find_host_compiler
 from builder.toolchains.cuda import CudaToolkit, find_cuda
@@ -251,7 +252,10 @@ def source_date_epoch(host: Host, root: Path | None = None) -> int:
 def docker_image(config: BuildConfig, catalog: Catalog) -> str | None:
     family = catalog.images.get(config.package_type.value, {})
     template = family.get(config.accelerator.kind)
-    return template.format(version=config.accelerator.version or "") if template else None
+    if not template:
+        return None
+    # Content-addressed: the tag `builder image build` gives the image of this definition.
+    return image_tag(template.format(version=config.accelerator.version or ""), config.accelerator)
 
 
 def repair_plan(config: BuildConfig, catalog: Catalog) -> RepairPlan:

@@ -897,6 +897,14 @@ class WheelWriter:
         exe = bool(st.st_mode & 0o111) if executable is None else executable
         self._plan(_Planned(name, _File(Path(path), st.st_size), _mode(exe), compress))
 
+    def add_symlink(self, name: str, target: str) -> None:
+        """A symlink member (plain zips such as libtorch archives carry ``libx.so -> libx.so.1``).
+        Only relative targets that stay inside the archive: readers reject anything else."""
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        if target.startswith("/") or resolved == ".." or resolved.startswith("../"):
+            raise WheelFileError(f"member {name!r}: symlink target {target!r} points outside the archive")
+        self._plan(_Planned(name, _Bytes(target.encode("utf-8", "surrogateescape")), stat.S_IFLNK | 0o777, False))
+
     def copy(self, reader: WheelReader, name: str, *, new_name: str | None = None,
              verify: bool = False) -> None:
         """Copy a member's compressed bytes from ``reader``.
@@ -1140,8 +1148,11 @@ def rewrite_wheel(src: StrPath, dest: StrPath, *,
 
 def pack_directory(root: StrPath, dest: StrPath, *, level: int = DEFAULT_LEVEL,
                    workers: int | None = None,
-                   source_date_epoch: int | None = None) -> WriteResult:
-    """Zip a directory tree (e.g. an unpacked wheel) reproducibly; RECORD is regenerated."""
+                   source_date_epoch: int | None = None, symlinks: bool = False) -> WriteResult:
+    """Zip a directory tree (e.g. an unpacked wheel) reproducibly; RECORD is regenerated.
+
+    Wheels cannot carry symlinks (pip installs them as copies or fails), so a link is an error
+    unless ``symlinks``: plain zips such as libtorch archives keep in-tree links as links."""
     base = Path(root)
     writer = WheelWriter(dest, level=level, workers=workers,
                          source_date_epoch=source_date_epoch)
@@ -1150,6 +1161,9 @@ def pack_directory(root: StrPath, dest: StrPath, *, level: int = DEFAULT_LEVEL,
         for entry in sorted(filenames) + [d for d in dirnames if Path(dirpath, d).is_symlink()]:
             path = Path(dirpath, entry)
             name = path.relative_to(base).as_posix()
+            if path.is_symlink() and symlinks:
+                writer.add_symlink(name, os.readlink(path))
+                continue
             if path.is_symlink():
                 raise WheelFileError(f"{path}: symlinks cannot be packed into a wheel portably; "
                                      "copy the file or fix the build that made the link")

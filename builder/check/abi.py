@@ -12,11 +12,13 @@ exported symbols; nothing is demangled.
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import PurePosixPath
 
-from builder.binary.cxxabi import TORCH_NAMESPACES, count_abi_symbols
+from builder.binary.cxxabi import TORCH_NAMESPACES, AbiCounts, abi_markers, count_abi_symbols, namespace_matcher
 from builder.check.context import Context, is_extension_module, is_hash_renamed, matches_any, openmp_family
 from builder.check.findings import Finding, error, warning
+from builder.check.staticlib import on_disk, static_members
 from builder.config import CxxAbi
 
 TORCH_MAIN = "libtorch_cpu.so"
@@ -37,7 +39,8 @@ def check_abi(ctx: Context) -> list[Finding]:
     if not namespaces:
         return [warning("abi.undetermined", library, "No C++ namespace to count symbols of: the distribution name is "
                         "not an identifier. Pass --abi-namespace NS.")]
-    counts = count_abi_symbols(ctx.scan.root.joinpath(*library.split("/")), namespaces)
+    counts = (static_abi_counts(ctx, library, namespaces) if library.endswith(".a") else
+              count_abi_symbols(ctx.scan.root.joinpath(*library.split("/")), namespaces))
     expected = ctx.config.cxx_abi if ctx.config is not None else CxxAbi.CXX11
     ctx.facts["abi"] = {"library": library, "namespaces": list(namespaces), "expected": expected.value,
                         "cxx11": counts.cxx11, "pre_cxx11": counts.pre_cxx11, "symbols": counts.total}
@@ -83,7 +86,22 @@ def main_library(ctx: Context) -> str | None:
         named = sorted((m for m in shared if matches_any(m, [ctx.options.main_library])), key=len)
         return named[0] if named else None
     own = [m for m in shared if _own_library(m, ctx)]
+    if not own:  # a static libtorch-style archive: its own .a libraries stand for it
+        own = [m for m in static_members(ctx) if _own_library(m, ctx)]
     return max(own, key=lambda m: (ctx.scan.files.get(m, 0), m)) if own else None
+
+
+def static_abi_counts(ctx: Context, member: str, namespaces: tuple[str, ...]) -> AbiCounts:
+    """The same count over the global defined symbols of a static library's objects (nm reads
+    the ar archive; a static library has no dynamic symbol table)."""
+    path = on_disk(ctx, member)
+    done = subprocess.run(["nm", "-g", "--defined-only", "--format=just-symbols", str(path)], capture_output=True,
+                          text=True, check=False)
+    in_namespace = namespace_matcher(namespaces)
+    names = {n for n in done.stdout.split() if not n.endswith(":") and in_namespace(n)}
+    markers = [abi_markers(n) for n in sorted(names)]
+    return AbiCounts(cxx11=sum(new for new, _ in markers), pre_cxx11=sum(old is True for _, old in markers),
+                     total=len(markers), unparsed=sum(old is None for _, old in markers))
 
 
 def _own_library(member: str, ctx: Context) -> bool:
@@ -102,4 +120,6 @@ def _namespaces(ctx: Context) -> tuple[str, ...]:
     meta = ctx.metadata
     name = (meta.get("Name") if meta is not None else None) or ctx.scan.path.name.split("-", 1)[0]
     ident = re.sub(r"[-.]+", "_", str(name)).lower()
+    if meta is None and ident.startswith("lib") and len(ident) > 3:
+        ident = ident[3:]  # a libtorch-style archive: libminitorch-... holds namespace minitorch
     return (ident,) if ident.isidentifier() else ()

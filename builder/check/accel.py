@@ -18,6 +18,7 @@ from builder.binary.elf import ElfError, section_bytes
 from builder.check.context import Context, base_soname
 from builder.check.fatbin import DeviceCode, FatbinError, cuda_entries, hip_targets
 from builder.check.findings import Finding, error
+from builder.check.staticlib import objects, static_members
 from builder.config import CudaMode
 
 
@@ -67,7 +68,24 @@ def _device_code(ctx: Context) -> tuple[dict[str, list[DeviceCode]], dict[str, l
         except (FatbinError, ElfError) as exc:
             problems.append(error("accel.invalid-device-code", member, f"The device code of {member} cannot be read: "
                                   f"{exc}. Rebuild the library."))
+    for member in static_members(ctx):  # a static CUDA archive carries its kernels in its objects
+        entries = _static_cuda(ctx, member, problems)
+        if entries:
+            cuda[member] = entries
     return cuda, hip, problems
+
+
+def _static_cuda(ctx: Context, member: str, problems: list[Finding]) -> list[DeviceCode]:
+    entries: list[DeviceCode] = []
+    with objects(ctx, member) as objs:
+        for obj in objs:
+            try:
+                data = section_bytes(obj, ".nv_fatbin")
+                entries += cuda_entries(data) if data else []
+            except (FatbinError, ElfError) as exc:
+                problems.append(error("accel.invalid-device-code", member, f"The device code of {member}({obj.name}) "
+                                      f"cannot be read: {exc}. Rebuild the library."))
+    return entries
 
 
 def _with_code(entries: list[DeviceCode], kind: str) -> set[int]:

@@ -18,6 +18,7 @@ from builder.binary.elf import ElfInfo
 from builder.binary.loader import Lookup, find_needed
 from builder.check.context import Context, base_soname, matches_any
 from builder.check.findings import Finding, error, warning
+from builder.check.layout import archive_variant, leaves_dependencies
 from builder.manywheel.policy import policies
 
 _LOADER_NAMES = ("ld-linux*.so*", "ld64.so*")
@@ -72,8 +73,16 @@ def _problem(ctx: Context, member: str, info: ElfInfo, soname: str, lookup: Look
         return None
     if ctx.is_driver(soname) or soname in allowed or matches_any(soname, _LOADER_NAMES):
         return None
+    if ctx.is_accelerator(soname) and archive_variant(ctx) is not None:
+        return warning("load.external-accelerator", member, f"{member} needs {soname}, which the archive leaves to "
+                       "the user's CUDA/ROCm installation (as PyTorch's libtorch archives do); it must be on the "
+                       "loader's path there. Build with cuda-mode = bundled to carry it inside.")
     if ctx.is_accelerator(soname):
         return _external(ctx, member, info, soname, lookup, requires)
+    if leaves_dependencies(ctx):
+        found = f" (here: {lookup.path})" if lookup.path is not None else " (not found on this machine)"
+        return warning("load.external-dependency", member, f"{member} needs {soname}{found}, which this without-deps "
+                       "archive leaves to the consumer's machine. Use the with-deps variant to bundle it.")
     return _unresolved(ctx, member, soname, lookup, where)
 
 

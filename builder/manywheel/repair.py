@@ -198,7 +198,8 @@ def _graft_all(
             shutil.copyfile(source, staged)
             state.new_files[member] = staged
             sub = classify(state.tree, {member: info}, options.plan, system_libs)
-            pending += [n for n in sub if n.kind == "graft" and n.soname not in state.grafted]
+            # all of them, grafted already or not: each dependent must be pointed at its graft
+            pending += [n for n in sub if n.kind == "graft"]
             needs.extend(n for n in sub if n.kind != "graft")
         _point_at_graft(state, need, state.grafted[need.soname], libs_dir)
 

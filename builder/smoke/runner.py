@@ -92,6 +92,10 @@ def run_smoke(
     Returns the report; a failed check is in it, not raised.  Raises SmokeError when the
     environment cannot be made or the artifact cannot be installed.
     """
+    if Path(artifact).suffix == ".zip":  # a libtorch-style archive: a consumer project, not a venv
+        from builder.smoke.archive import run_archive_smoke  # imports this module
+
+        return run_archive_smoke(artifact, config, env=env, timeout=timeout)
     start = time.monotonic()
     wheel = Path(artifact)
     if profile not in PROFILES:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -87,7 +88,7 @@ def test_github_shape(catalog: Catalog) -> None:
     cuda = next(r for r in doc["include"] if r["desired_cuda"] == "cu124")
     assert cuda["build_name"] == "manywheel-py3_9-cuda12_4"
     assert "nvidia-cublas-cu12==12.4.5.8; platform_system == 'Linux'" in cuda["extra_install_requirements"]
-    assert cuda["container_image"] == "builder/manylinux-builder:cuda12.4"
+    assert re.fullmatch(r"builder/manylinux-builder:cuda12\.4-[0-9a-f]{12}", cuda["container_image"])
     cpu = next(r for r in doc["include"] if r["desired_cuda"] == "cpu")
     assert cpu["extra_install_requirements"] == "" and cpu["gpu_arch_version"] == ""
     assert any(r["python_version"] == "3.13t" for r in doc["include"])

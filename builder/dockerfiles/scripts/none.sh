@@ -1,0 +1,3 @@
+#!/bin/sh
+# cpu images have no accelerator toolchain.
+true
