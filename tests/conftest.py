@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,3 +28,30 @@ def has_nvcc() -> bool:
 
 
 needs_nvcc = pytest.mark.skipif(not has_nvcc(), reason="no CUDA toolkit (nvcc) on this machine")
+
+
+# Variables that would steer a config from outside a test (CI machines may set some of them).
+STEERING = (
+    "BUILDER_",
+    "DESIRED_",
+    "GPU_ARCH",
+    "PACKAGE_TYPE",
+    "BUILD_ENVIRONMENT",
+    "LIBTORCH_VARIANT",
+    "CUDA_HOME",
+    "GITHUB_ACTIONS",
+)
+TEST_EPOCH = "1700000000"
+
+
+def run_builder(*args: str, cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m builder ARGS` as a user runs it, with a fixed SOURCE_DATE_EPOCH and none of STEERING."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(STEERING)}
+    return subprocess.run(
+        [sys.executable, "-m", "builder", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**environ, "SOURCE_DATE_EPOCH": TEST_EPOCH, **env},
+        check=False,
+    )

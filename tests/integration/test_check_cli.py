@@ -95,7 +95,7 @@ def test_broken_archives_exit_7_and_write_nothing(damage: str, cpu_wheel: Path, 
     else:  # flip bytes inside the biggest member's compressed data: its CRC fails
         middle = data.find(b"\x7fELF") if data.find(b"\x7fELF") > 0 else len(data) // 3
         middle = len(data) // 3 if middle < 0 else middle
-        target.write_bytes(data[:middle] + bytes(b ^ 0x5A for b in data[middle:middle + 64]) + data[middle + 64:])
+        target.write_bytes(data[:middle] + bytes(b ^ 0x5A for b in data[middle : middle + 64]) + data[middle + 64 :])
     before = sorted(p.name for p in tmp_path.iterdir())
     result = builder("check", str(target), tmpdir=scratch)
     one_error(result, 7)

@@ -58,8 +58,9 @@ def cpu_wheel(example_builds: Path) -> Path:
 
 
 def config(config_id: str = CPU, **flags: str) -> BuildConfig:
-    return configure(load_catalog(), config_id=config_id, flags=flags, environ={}, tool_settings={},
-                     pyproject_path="").config
+    return configure(
+        load_catalog(), config_id=config_id, flags=flags, environ={}, tool_settings={}, pyproject_path=""
+    ).config
 
 
 def errors(report: CheckReport) -> set[str]:
@@ -104,8 +105,11 @@ def with_version(wheel: Path, dest_dir: Path, version: str) -> Path:
     old_version = old_info.removesuffix(".dist-info").split("-", 1)[1]
     new_info = old_info.replace(old_version, version)
     with WheelReader(wheel) as reader:
-        moved = {n.replace(old_info, new_info, 1): reader.read(n) for n in reader.names()
-                 if n.startswith(old_info + "/") and not n.endswith("/RECORD")}
+        moved = {
+            n.replace(old_info, new_info, 1): reader.read(n)
+            for n in reader.names()
+            if n.startswith(old_info + "/") and not n.endswith("/RECORD")
+        }
     key = f"{new_info}/METADATA"
     moved[key] = moved[key].replace(f"Version: {old_version}".encode(), f"Version: {version}".encode())
     dest = dest_dir / wheel.name.replace(old_version, version)
@@ -121,8 +125,12 @@ def tamper_record(wheel: Path, dest: Path, member: str) -> Path:
         for item in src.infolist():
             data = src.read(item)
             if item.filename.endswith(".dist-info/RECORD"):
-                lines = [line if not line.startswith(member + ",") else f"{member},sha256={'A' * 43},"
-                         f"{line.rsplit(',', 1)[1]}" for line in data.decode().splitlines()]
+                lines = [
+                    line
+                    if not line.startswith(member + ",")
+                    else f"{member},sha256={'A' * 43},{line.rsplit(',', 1)[1]}"
+                    for line in data.decode().splitlines()
+                ]
                 data = ("\n".join(lines) + "\n").encode()
             out.writestr(item, data)
     return dest
@@ -174,8 +182,14 @@ def test_platform_tag_raised_above_the_symbol_versions(cpu_wheel: Path, tmp_path
 
 
 def test_absolute_rpath_added(cpu_wheel: Path, tmp_path: Path) -> None:
-    broken = edit_elf(cpu_wheel, tmp_path / cpu_wheel.name, "minitorch/lib/libminitorch_core.so", tmp_path / "x",
-                      "--set-rpath", "$ORIGIN:/home/runner/work/minitorch/build/lib")
+    broken = edit_elf(
+        cpu_wheel,
+        tmp_path / cpu_wheel.name,
+        "minitorch/lib/libminitorch_core.so",
+        tmp_path / "x",
+        "--set-rpath",
+        "$ORIGIN:/home/runner/work/minitorch/build/lib",
+    )
     report = run_checks(broken, config())
     assert errors(report) == set() and warnings(report) == {"rpath.absolute"}
     assert "build-tree leak" in report.warnings[0].message
@@ -217,8 +231,12 @@ def test_hash_renamed_libgomp(cpu_wheel: Path, tmp_path: Path) -> None:
     subprocess.run([PATCHELF, "--set-soname", renamed.name, str(renamed)], check=True)
     subprocess.run([PATCHELF, "--replace-needed", "libgomp.so.1", renamed.name, str(work / core)], check=True)
     broken = tmp_path / cpu_wheel.name
-    rewrite_wheel(cpu_wheel, broken, remove=[gomp], replace={core: str(work / core),
-                                                           f"minitorch/lib/{renamed.name}": str(renamed)})
+    rewrite_wheel(
+        cpu_wheel,
+        broken,
+        remove=[gomp],
+        replace={core: str(work / core), f"minitorch/lib/{renamed.name}": str(renamed)},
+    )
     report = run_checks(broken, config())
     assert errors(report) == {"openmp.renamed-libgomp"} and warnings(report) == set()
 
@@ -329,8 +347,21 @@ def test_unpacked_and_installed_trees(cpu_wheel: Path, tmp_path: Path) -> None:
         reader.extract(unpacked)
     assert run_checks(unpacked, config()).findings == ()
     target = tmp_path / "site-packages"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target",
-                    str(target), str(cpu_wheel)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-compile",
+            "--target",
+            str(target),
+            str(cpu_wheel),
+        ],
+        check=True,
+    )
     installed = run_checks(target / "minitorch", config())
     assert installed.findings == (), installed.findings
     assert installed.kind == "dir" and installed.facts["abi"]["library"] == "minitorch/lib/libminitorch_core.so"
@@ -362,7 +393,10 @@ def test_libtorch_archive_layout(cpu_wheel: Path, tmp_path: Path) -> None:
     report = run_checks(good, config("libtorch-cpu-shared-with-deps", channel="release"), options=NS)
     assert report.findings == (), report.findings
     assert report.kind == "zip" and report.facts["version"] == "0.3.0+cpu"
-    broken = libtorch_zip(cpu_wheel, tmp_path / "broken" / good.name, leave_out="build-hash") if (
-        tmp_path / "broken").mkdir() is None else good
+    broken = (
+        libtorch_zip(cpu_wheel, tmp_path / "broken" / good.name, leave_out="build-hash")
+        if (tmp_path / "broken").mkdir() is None
+        else good
+    )
     report = run_checks(broken, config("libtorch-cpu-shared-with-deps", channel="release"), options=NS)
     assert errors(report) == {"layout.missing"} and report.errors[0].file == "libtorch/build-hash"

@@ -94,8 +94,9 @@ def test_torch_defects(torch_wheel: Path, tmp_path: Path) -> None:
         info = reader.dist_info
         wheel_file = reader.read(f"{info}/WHEEL").decode()
     low = tmp_path / torch_wheel.name.replace("manylinux_2_28", "manylinux_2_17")
-    rewrite_wheel(torch_wheel, low, replace={f"{info}/WHEEL": wheel_file.replace("manylinux_2_28",
-                                                                                 "manylinux_2_17").encode()})
+    rewrite_wheel(
+        torch_wheel, low, replace={f"{info}/WHEEL": wheel_file.replace("manylinux_2_28", "manylinux_2_17").encode()}
+    )
     report = run_checks(low, profile="torch", ignore=IGNORE[1::2])
     assert report.ids(Severity.ERROR) == {"tags.platform-too-low"}
     assert {f.file for f in report.errors} >= {"torch/lib/libtorch_cpu.so", "torch/lib/libtorch_python.so"}

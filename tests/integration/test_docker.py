@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,10 @@ import pytest
 from builder import images
 from builder.catalog import load_catalog
 from builder.errors import DockerError, ToolchainError
+from tests.conftest import run_builder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "minitorch"
-EPOCH = "1700000000"
 
 
 def engine_up() -> bool:
@@ -37,21 +36,6 @@ pytestmark = [
     pytest.mark.docker,
     pytest.mark.skipif(not engine_up(), reason="no Docker engine (start dockerd; .ci/run does)"),
 ]
-
-
-def builder(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BUILDER_", "DESIRED_", "GPU_ARCH", "PACKAGE_TYPE", "BUILD_ENVIRONMENT", "CUDA_HOME"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "builder", *args],
-        capture_output=True,
-        text=True,
-        env={**environ, "SOURCE_DATE_EPOCH": EPOCH, **env},
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +56,14 @@ def leftover_containers() -> list[str]:
 
 
 def docker_build(out: Path, config: str, *extra: str, project: Path = EXAMPLE) -> subprocess.CompletedProcess[str]:
-    return builder("build", str(project), config, "-o", str(out), "--docker", *extra)
+    return run_builder("build", str(project), config, "-o", str(out), "--docker", *extra)
 
 
 # ------------------------------------------------------------------ bad input, cheap
 
 
 def test_no_daemon_says_how_to_start_one(tmp_path: Path) -> None:
-    result = builder(
+    result = run_builder(
         "build",
         str(EXAMPLE),
         "manywheel-py3_11-cpu",
@@ -108,7 +92,7 @@ def test_tags_are_content_addressed() -> None:
     # the pins are part of the definition: another toolkit is another image
     assert "nvidia-cuda-nvcc==13.5.37" in first.dockerfile
     assert images.render(defs["cuda13.0"]).digest != first.digest
-    result = builder("env", "manywheel-py3_11-cuda13_5", "--project", str(EXAMPLE), "--no-host", "--format", "json")
+    result = run_builder("env", "manywheel-py3_11-cuda13_5", "--project", str(EXAMPLE), "--no-host", "--format", "json")
     assert json.loads(result.stdout)["docker_image"] == first.tag("builder/manylinux-builder:cuda13.5")
 
 
@@ -157,7 +141,7 @@ def test_toolchain_that_lies_about_its_version_fails_verification(tmp_path: Path
 def test_cpu_in_container_matches_host_build(tmp_path: Path, bases: None) -> None:
     in_docker = docker_build(tmp_path / "docker", "manywheel-py3_11-cpu")
     assert in_docker.returncode == 0, in_docker.stdout + in_docker.stderr
-    on_host = builder("build", str(EXAMPLE), "manywheel-py3_11-cpu", "-o", str(tmp_path / "host"))
+    on_host = run_builder("build", str(EXAMPLE), "manywheel-py3_11-cpu", "-o", str(tmp_path / "host"))
     assert on_host.returncode == 0, on_host.stderr
     a, b = record_of(tmp_path / "docker"), record_of(tmp_path / "host")
     assert [x["name"] for x in a["artifacts"]] == [x["name"] for x in b["artifacts"]]  # type: ignore[index, union-attr]
@@ -190,7 +174,7 @@ def test_cuda13_in_container_clips_archs_and_smokes(tmp_path: Path, bases: None)
     # and again in a fresh environment on the host (the wheel pulls NVIDIA's runtime from PyPI)
     wheel = tmp_path / record["artifacts"][0]["name"]  # type: ignore[index]
     if shutil.which("pyenv") or Path.home().joinpath(".pyenv").is_dir():
-        host_smoke = builder("smoke", str(wheel))
+        host_smoke = run_builder("smoke", str(wheel))
         assert host_smoke.returncode == 0, host_smoke.stdout + host_smoke.stderr
     assert not leftover_containers()
 
@@ -225,10 +209,10 @@ def test_failing_build_in_container_keeps_log_and_leaves_nothing(tmp_path: Path,
 
 
 def test_unchanged_image_is_not_rebuilt(bases: None) -> None:
-    first = builder("image", "build", "cpu")
+    first = run_builder("image", "build", "cpu")
     assert first.returncode == 0, first.stderr
-    again = builder("image", "build", "cpu")
+    again = run_builder("image", "build", "cpu")
     assert again.returncode == 0 and "up to date" in again.stdout
-    listed = json.loads(builder("image", "list", "--format", "json").stdout)
+    listed = json.loads(run_builder("image", "list", "--format", "json").stdout)
     cpu = [row for row in listed if row["image"] == again.stdout.split()[0]]
     assert cpu and cpu[0]["current"] == "yes" and cpu[0]["family"] == "cpu"

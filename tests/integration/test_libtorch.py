@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -21,27 +20,15 @@ from builder.binary.elf import read_elf
 from builder.binary.wheelfile import WheelReader, WheelWriter, pack_directory, rewrite_wheel
 from builder.check import run_checks
 from builder.smoke.archive import run_archive_smoke
-from tests.conftest import needs_nvcc
+from tests.conftest import needs_nvcc, run_builder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "minitorch"
-EPOCH = "1700000000"
 VARIANTS = ("shared-with-deps", "shared-without-deps", "static-with-deps", "static-without-deps")
 
 
-def builder(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BUILDER_", "DESIRED_", "GPU_ARCH", "PACKAGE_TYPE", "BUILD_ENVIRONMENT", "CUDA_HOME",
-                             "LIBTORCH_VARIANT"))
-    }
-    return subprocess.run([sys.executable, "-m", "builder", *args], capture_output=True, text=True,
-                          env={**environ, "SOURCE_DATE_EPOCH": EPOCH, **env}, check=False)
-
-
 def build(out: Path, *configs: str, extra: tuple[str, ...] = ()) -> dict[str, dict[str, object]]:
-    result = builder("build", str(EXAMPLE), *configs, "-o", str(out), *extra)
+    result = run_builder("build", str(EXAMPLE), *configs, "-o", str(out), *extra)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "build-report.json").read_text())
     return {r["config"]: r for r in report["builds"]}
@@ -88,8 +75,12 @@ def test_all_four_cpu_variants_build_check_and_smoke(cpu: tuple[Path, dict[str, 
         assert archive.name.startswith(f"libminitorch-{variant}-0.3.0.dev") and archive.name.endswith("+cpu.zip")
         members = names(archive)
         assert members == sorted(members)
-        for required in ("build-version", "build-hash", "include/minitorch/minitorch.h",
-                         "share/cmake/MiniTorch/MiniTorchConfig.cmake"):
+        for required in (
+            "build-version",
+            "build-hash",
+            "include/minitorch/minitorch.h",
+            "share/cmake/MiniTorch/MiniTorchConfig.cmake",
+        ):
             assert f"libminitorch/{required}" in members, (variant, members)
         status = smoke_status(record)
         assert status["consumer-build"] == status["consumer-run"] == status["wrong-abi-fails"] == "pass", status
@@ -100,8 +91,12 @@ def test_all_four_cpu_variants_build_check_and_smoke(cpu: tuple[Path, dict[str, 
 def test_build_info_and_rpaths(cpu: tuple[Path, dict[str, dict[str, object]]], tmp_path: Path) -> None:
     out, records = cpu
     top = unpack(archive_of(out, records["libtorch-cpu-shared-with-deps"]), tmp_path)
-    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True,
-                          check=False).stdout.strip() or "unknown"
+    head = (
+        subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        or "unknown"
+    )
     assert (top / "build-hash").read_text().strip() == head
     assert (top / "build-version").read_text().strip().startswith("0.3.0.dev")
     core = read_elf(top / "lib" / "libminitorch_core.so")
@@ -112,8 +107,10 @@ def test_build_info_and_rpaths(cpu: tuple[Path, dict[str, dict[str, object]]], t
 
 def test_deps_are_bundled_only_with_deps(cpu: tuple[Path, dict[str, dict[str, object]]]) -> None:
     out, records = cpu
-    lib = {v: [n.split("/lib/", 1)[1] for n in names(archive_of(out, records[f"libtorch-cpu-{v}"])) if "/lib/" in n]
-           for v in VARIANTS}
+    lib = {
+        v: [n.split("/lib/", 1)[1] for n in names(archive_of(out, records[f"libtorch-cpu-{v}"])) if "/lib/" in n]
+        for v in VARIANTS
+    }
     assert lib["shared-with-deps"] == ["libgomp.so.1", "libminitorch_core.so"]
     assert lib["shared-without-deps"] == ["libminitorch_core.so"]
     assert lib["static-with-deps"] == ["libgomp.so.1", "libminitorch_core.a"]  # OpenMP symbols it leaves undefined
@@ -125,14 +122,18 @@ def test_deps_are_bundled_only_with_deps(cpu: tuple[Path, dict[str, dict[str, ob
     assert static.facts["abi"]["cxx11"] > 0 and static.facts["abi"]["pre_cxx11"] == 0
 
 
-def test_static_consumer_needs_no_project_library(cpu: tuple[Path, dict[str, dict[str, object]]],
-                                                  tmp_path: Path) -> None:
+def test_static_consumer_needs_no_project_library(
+    cpu: tuple[Path, dict[str, dict[str, object]]], tmp_path: Path
+) -> None:
     """Independently of the smoke's own check: build the consumer and read its DT_NEEDED."""
     out, records = cpu
     top = unpack(archive_of(out, records["libtorch-cpu-static-without-deps"]), tmp_path / "archive")
     build_dir = tmp_path / "build"
-    subprocess.run(["cmake", "-S", str(EXAMPLE / "consumer"), "-B", str(build_dir), f"-DCMAKE_PREFIX_PATH={top}"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["cmake", "-S", str(EXAMPLE / "consumer"), "-B", str(build_dir), f"-DCMAKE_PREFIX_PATH={top}"],
+        check=True,
+        capture_output=True,
+    )
     subprocess.run(["cmake", "--build", str(build_dir)], check=True, capture_output=True)
     needed = read_elf(build_dir / "consumer").needed
     assert not any(n.startswith("libminitorch") for n in needed), needed
@@ -201,7 +202,7 @@ def test_symlinks_survive_packing(tmp_path: Path) -> None:
 
 
 def test_unknown_variant_is_a_config_error(tmp_path: Path) -> None:
-    result = builder("build", str(EXAMPLE), "libtorch-cpu-shared-with-everything", "-o", str(tmp_path / "out"))
+    result = run_builder("build", str(EXAMPLE), "libtorch-cpu-shared-with-everything", "-o", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr and "error:" in result.stderr
     assert not list((tmp_path / "out").glob("*.zip")) if (tmp_path / "out").exists() else True
@@ -219,7 +220,7 @@ def _wheel(path: Path, files: dict[str, bytes]) -> Path:
 
 def test_wheel_without_cxx_library(tmp_path: Path) -> None:
     wheel = _wheel(tmp_path / "demo-1.0-py3-none-any.whl", {"demo/__init__.py": b"", "demo/lib/helper.py": b""})
-    result = builder("libtorch", "from-wheel", str(wheel), "-o", str(tmp_path / "out"))
+    result = run_builder("libtorch", "from-wheel", str(wheel), "-o", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     assert "carries no C++ library" in result.stderr and "Traceback" not in result.stderr
     assert not list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else True
@@ -227,9 +228,11 @@ def test_wheel_without_cxx_library(tmp_path: Path) -> None:
 
 def test_wheel_without_headers(tmp_path: Path) -> None:
     lib = Path("/bin/true").read_bytes()  # any ELF file stands in for a library here
-    wheel = _wheel(tmp_path / "demo-1.0-py3-none-any.whl", {"demo/lib/libdemo.so": lib,
-                                                           "demo/share/cmake/Demo/DemoConfig.cmake": b""})
-    result = builder("libtorch", "from-wheel", str(wheel), "-o", str(tmp_path / "out"))
+    wheel = _wheel(
+        tmp_path / "demo-1.0-py3-none-any.whl",
+        {"demo/lib/libdemo.so": lib, "demo/share/cmake/Demo/DemoConfig.cmake": b""},
+    )
+    result = run_builder("libtorch", "from-wheel", str(wheel), "-o", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr
     assert "demo/include/" in result.stderr
     assert not list((tmp_path / "out").iterdir()) if (tmp_path / "out").exists() else True
@@ -240,7 +243,7 @@ def test_archive_missing_include(cpu: tuple[Path, dict[str, dict[str, object]]],
     good = archive_of(out, records["libtorch-cpu-shared-with-deps"])
     broken = tmp_path / good.name
     rewrite_wheel(good, broken, remove=[n for n in names(good) if "/include/" in n])
-    result = builder("check", str(broken))
+    result = run_builder("check", str(broken))
     assert result.returncode == 7, result.stdout + result.stderr
     assert "layout.missing" in result.stdout and "libminitorch/include/" in result.stdout
     report = run_archive_smoke(broken)  # the consumer cannot compile without the headers
@@ -252,7 +255,7 @@ def test_from_wheel_of_the_example(tmp_path: Path) -> None:
     wheel_out = tmp_path / "wheel"
     records = build(wheel_out, "manywheel-py3_11-cpu")
     wheel = archive_of(wheel_out, records["manywheel-py3_11-cpu"])
-    result = builder("libtorch", "from-wheel", str(wheel), "-o", str(tmp_path / "out"))
+    result = run_builder("libtorch", "from-wheel", str(wheel), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout + result.stderr
     (archive,) = list((tmp_path / "out").iterdir())
     version = wheel.name.split("-")[1]

@@ -13,7 +13,7 @@ from builder.binary.elf import read_elf
 from builder.binary.wheelfile import WheelReader
 from builder.check import run_checks
 from builder.smoke.archive import run_archive_smoke
-from tests.integration.test_libtorch import builder
+from tests.conftest import run_builder
 
 pytestmark = pytest.mark.slow
 CACHE = Path.home() / ".cache" / "builder-tests" / "torch"
@@ -26,7 +26,7 @@ def torch_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not found:
         pytest.skip("pip download torch==2.13.0 --no-deps -d ~/.cache/builder-tests/torch first")
     out = tmp_path_factory.mktemp("libtorch")
-    result = builder("libtorch", "from-wheel", str(found[0]), "-o", str(out))
+    result = run_builder("libtorch", "from-wheel", str(found[0]), "-o", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     (archive,) = list(out.iterdir())
     return archive
@@ -59,8 +59,12 @@ def test_archive_passes_check(torch_archive: Path) -> None:
 def test_torch_consumer_compiles_links_and_runs(torch_archive: Path) -> None:
     report = run_archive_smoke(torch_archive)
     status = {c.name: c.status for c in report.checks}
-    assert status == {"consumer-build": "pass", "consumer-run": "pass", "static-linkage": "skip",
-                      "wrong-abi-fails": "pass"}, report.output[-3000:]
+    assert status == {
+        "consumer-build": "pass",
+        "consumer-run": "pass",
+        "static-linkage": "skip",
+        "wrong-abi-fails": "pass",
+    }, report.output[-3000:]
     run = next(c for c in report.checks if c.name == "consumer-run")
     assert run.detail == "OK"
     wrong = next(c for c in report.checks if c.name == "wrong-abi-fails")

@@ -16,30 +16,14 @@ import pytest
 from builder.binary.elf import ElfInfo, read_elf
 from builder.config import PythonVersion
 from builder.toolchains.python import find_interpreter
-from tests.conftest import needs_nvcc
+from tests.conftest import needs_nvcc, run_builder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "minitorch"
-EPOCH = "1700000000"
-
-
-def builder(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("BUILDER_", "DESIRED_", "GPU_ARCH", "PACKAGE_TYPE", "BUILD_ENVIRONMENT", "CUDA_HOME"))
-    }
-    return subprocess.run(
-        [sys.executable, "-m", "builder", *args],
-        capture_output=True,
-        text=True,
-        env={**environ, "SOURCE_DATE_EPOCH": EPOCH, **env},
-        check=False,
-    )
 
 
 def build(out: Path, *configs: str, **env: str) -> dict[str, Path]:
-    result = builder("build", str(EXAMPLE), *configs, "-o", str(out), **env)
+    result = run_builder("build", str(EXAMPLE), *configs, "-o", str(out), **env)
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads((out / "build-report.json").read_text())
     wheels = {}
@@ -138,7 +122,7 @@ def test_cuda_system_toolkit_pypi_mode(tmp_path: Path) -> None:
     assert "Requires-Dist: nvidia-cuda-runtime==13.0.48; platform_system == 'Linux'" in metadata
     assert "passed" in install_and_test(wheel, tmp_path)  # pulls nvidia-cuda-runtime from PyPI
     # repairing again keeps the RPATH into NVIDIA's wheel (auditwheel #404 drops it)
-    again = builder("repair", str(wheel), "-o", str(tmp_path / "again"))
+    again = run_builder("repair", str(wheel), "-o", str(tmp_path / "again"))
     assert again.returncode == 0, again.stderr
     core = unpack_elf(next((tmp_path / "again").glob("*.whl")), "minitorch/lib/libminitorch_core.so", tmp_path / "x")
     assert "$ORIGIN/../../nvidia/cu13/lib" in (core.runpath or core.rpath)
@@ -164,7 +148,7 @@ def test_cuda_pypi_toolkit(tmp_path: Path) -> None:
     """CUDA 13.5 exists here only as NVIDIA's PyPI wheels (no unversioned libcudart.so)."""
     cache = Path(os.environ.get("BUILDER_TEST_CACHE", Path.home() / ".cache" / "builder-tests"))
     if not list(cache.glob("toolkits/cuda-13.5/nvidia/cu*/bin/nvcc")):
-        assert builder("toolchain", "install", "cuda13.5", BUILDER_CACHE_DIR=str(cache)).returncode == 0
+        assert run_builder("toolchain", "install", "cuda13.5", BUILDER_CACHE_DIR=str(cache)).returncode == 0
     wheel = build(tmp_path / "out", "manywheel-py3_12-cuda13_5", BUILDER_CACHE_DIR=str(cache))[
         "manywheel-py3_12-cuda13_5"
     ]
@@ -184,7 +168,7 @@ def test_same_epoch_gives_identical_bytes(tmp_path: Path) -> None:
 
 def test_no_matching_cuda_toolkit_leaves_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    result = builder("build", str(EXAMPLE), "manywheel-py3_12-cuda12_4", "-o", str(out))
+    result = run_builder("build", str(EXAMPLE), "manywheel-py3_12-cuda12_4", "-o", str(out))
     assert result.returncode == 4
     assert "No CUDA 12.4 toolkit found" in result.stderr and "Traceback" not in result.stderr
     assert not list(out.glob("*.whl")) and not list(out.glob(".builder-work-*"))
@@ -195,7 +179,7 @@ def test_failing_build_keeps_log_and_writes_no_artifact(tmp_path: Path) -> None:
     shutil.copytree(EXAMPLE, project, ignore=shutil.ignore_patterns("build"))
     (project / "csrc" / "ops.cpp").write_text("this is not C++;\n")
     out = tmp_path / "out"
-    result = builder("build", str(project), "manywheel-py3_11-cpu", "-o", str(out))
+    result = run_builder("build", str(project), "manywheel-py3_11-cpu", "-o", str(out))
     assert result.returncode == 5, result.stderr
     assert "Building manywheel-py3_11-cpu failed" in result.stderr and "ops.cpp" in result.stderr  # log tail
     log = out / "logs" / "manywheel-py3_11-cpu.log"

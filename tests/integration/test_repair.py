@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from builder.binary.elf import read_elf
+from tests.conftest import run_builder
 
 WHEEL = "demo-1.0-cp311-cp311-linux_x86_64.whl"
-
-
-def builder(*args: str) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith(("BUILDER_", "DESIRED_", "CUDA_HOME"))}
-    return subprocess.run(
-        [sys.executable, "-m", "builder", *args],
-        capture_output=True,
-        text=True,
-        env={**environ, "SOURCE_DATE_EPOCH": "1700000000"},
-        check=False,
-    )
 
 
 def gcc(tmp: Path, name: str, source: str, *flags: str) -> Path:
@@ -79,7 +67,7 @@ def libs(tmp_path: Path) -> dict[str, Path]:
 
 def test_grafts_a_build_tree_library_and_drops_the_leaked_rpath(tmp_path: Path, libs: dict[str, Path]) -> None:
     wheel = make_wheel(tmp_path / WHEEL, {"demo/libcore.so": libs["core"].read_bytes(), "demo/__init__.py": b""})
-    result = builder("repair", str(wheel), "-o", str(tmp_path / "out"))
+    result = run_builder("repair", str(wheel), "-o", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
     [out] = (tmp_path / "out").glob("*.whl")
     assert "manylinux_" in out.name and "linux_x86_64" not in out.name.split("-")[-1].split(".")[0]
@@ -95,21 +83,21 @@ def test_grafts_a_build_tree_library_and_drops_the_leaked_rpath(tmp_path: Path, 
 
 def test_keeps_libgomp_name(tmp_path: Path, libs: dict[str, Path]) -> None:
     wheel = make_wheel(tmp_path / WHEEL, {"demo/libomp_user.so": libs["omp"].read_bytes()})
-    assert builder("repair", str(wheel), "-o", str(tmp_path / "out")).returncode == 0
+    assert run_builder("repair", str(wheel), "-o", str(tmp_path / "out")).returncode == 0
     [out] = (tmp_path / "out").glob("*.whl")
     assert "demo.libs/libgomp.so.1" in zipfile.ZipFile(out).namelist()
 
 
 def test_exclude_leaves_a_library_out(tmp_path: Path, libs: dict[str, Path]) -> None:
     wheel = make_wheel(tmp_path / WHEEL, {"demo/libcore.so": libs["core"].read_bytes()})
-    assert builder("repair", str(wheel), "-o", str(tmp_path / "out"), "--exclude", "libdep.so.*").returncode == 0
+    assert run_builder("repair", str(wheel), "-o", str(tmp_path / "out"), "--exclude", "libdep.so.*").returncode == 0
     [out] = (tmp_path / "out").glob("*.whl")
     assert not any("libdep" in n for n in zipfile.ZipFile(out).namelist())
 
 
 def test_refuses_a_tag_above_what_the_binaries_allow(tmp_path: Path, libs: dict[str, Path]) -> None:
     wheel = make_wheel(tmp_path / WHEEL, {"demo/libomp_user.so": libs["omp"].read_bytes()})
-    result = builder("repair", str(wheel), "-o", str(tmp_path / "out"), "--plat", "manylinux_2_17_x86_64")
+    result = run_builder("repair", str(wheel), "-o", str(tmp_path / "out"), "--plat", "manylinux_2_17_x86_64")
     assert result.returncode == 6
     assert "Cannot tag manylinux_2_17_x86_64" in result.stderr and "needs GLIBC_" in result.stderr
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
@@ -117,7 +105,7 @@ def test_refuses_a_tag_above_what_the_binaries_allow(tmp_path: Path, libs: dict[
 
 def assert_repair_fails(tmp_path: Path, wheel: Path, *phrases: str) -> None:
     out = tmp_path / "out"
-    result = builder("repair", str(wheel), "-o", str(out))
+    result = run_builder("repair", str(wheel), "-o", str(out))
     assert result.returncode == 6, result.stderr
     assert "Traceback" not in result.stderr
     for phrase in phrases:
@@ -178,6 +166,6 @@ def test_driver_library_is_never_grafted(tmp_path: Path) -> None:
     wheel = make_wheel(tmp_path / WHEEL.replace("1.0", "1.0+cu130"), {"demo/libuses_driver.so": lib.read_bytes()})
     for mode in ("pypi", "bundled"):
         out = tmp_path / mode
-        result = builder("repair", str(wheel), "-o", str(out), "--cuda-mode", mode)
+        result = run_builder("repair", str(wheel), "-o", str(out), "--cuda-mode", mode)
         assert result.returncode == 0, result.stderr
         assert not any("libcuda" in n for n in zipfile.ZipFile(next(out.glob("*.whl"))).namelist())

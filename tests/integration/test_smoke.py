@@ -30,16 +30,28 @@ def by_name(report: object) -> dict[str, str]:
 
 def test_minitorch_smoke_passes_with_commands(cpu_wheel: Path) -> None:  # noqa: F811
     cfg = config()
-    cfg = replace(cfg, options=replace(cfg.options, smoke_commands=(
-        "import minitorch; assert minitorch.add([1.0], [2.0]) == [3.0]",
-        "import minitorch; assert minitorch.cuda_available() is False",
-    )))
+    cfg = replace(
+        cfg,
+        options=replace(
+            cfg.options,
+            smoke_commands=(
+                "import minitorch; assert minitorch.add([1.0], [2.0]) == [3.0]",
+                "import minitorch; assert minitorch.cuda_available() is False",
+            ),
+        ),
+    )
     report = run_smoke(cpu_wheel, cfg)
     statuses = by_name(report)
     assert report.ok, report.checks
-    assert statuses == {"import minitorch": "pass", "version": "pass", "build info": "pass",
-                        "openmp runtime loaded once": "pass", "accelerator availability": "pass",
-                        "command 1": "pass", "command 2": "pass"}
+    assert statuses == {
+        "import minitorch": "pass",
+        "version": "pass",
+        "build info": "pass",
+        "openmp runtime loaded once": "pass",
+        "accelerator availability": "pass",
+        "command 1": "pass",
+        "command 2": "pass",
+    }
     assert report.env_tool in ("uv", "venv") and report.env_seconds > 0
 
 
@@ -76,8 +88,12 @@ def test_cuda_wheel_on_gpu(cuda_wheel: Path) -> None:  # noqa: F811
     if not Path("/dev/nvidia0").exists():
         pytest.skip("no NVIDIA GPU on this machine")
     cfg = config(CUDA)
-    cfg = replace(cfg, options=replace(cfg.options, smoke_commands=(
-        "import minitorch; assert minitorch.add_cuda([1.0], [2.0]) == [3.0]",)))
+    cfg = replace(
+        cfg,
+        options=replace(
+            cfg.options, smoke_commands=("import minitorch; assert minitorch.add_cuda([1.0], [2.0]) == [3.0]",)
+        ),
+    )
     report = run_smoke(cuda_wheel, cfg)
     assert report.ok, report.checks
 
@@ -90,6 +106,17 @@ def test_torch_wheel_smoke_with_torch_profile() -> None:
     report = run_smoke(wheels[0], profile="torch")
     statuses = by_name(report)
     assert report.ok, [c for c in report.checks if c.status == "fail"]
-    for name in ("import torch", "version", "openmp runtime loaded once", "accelerator availability", "torch openmp",
-                 "torch version", "torch cxx11 abi", "torch conv2d", "torch linalg svd", "torch numpy", "torch cuda"):
+    for name in (
+        "import torch",
+        "version",
+        "openmp runtime loaded once",
+        "accelerator availability",
+        "torch openmp",
+        "torch version",
+        "torch cxx11 abi",
+        "torch conv2d",
+        "torch linalg svd",
+        "torch numpy",
+        "torch cuda",
+    ):
         assert statuses[name] == "pass", name

@@ -33,15 +33,18 @@ from builder.binary.elf import (
     section_bytes,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None or shutil.which("readelf") is None,
-                                reason="needs gcc and binutils")
+pytestmark = pytest.mark.skipif(
+    shutil.which("gcc") is None or shutil.which("readelf") is None, reason="needs gcc and binutils"
+)
 
 DEP_C = "int dep_old(void) { return 1; }\nint dep_new(void) { return 2; }\n"
 DEP_MAP = "DEP_1.0 { global: dep_old; local: *; };\nDEP_2.0 { global: dep_new; } DEP_1.0;\n"
 USER_C = "int dep_old(void); int dep_new(void);\nint user(void) { return dep_old() + dep_new(); }\n"
-OMP_C = ("int omp_sum(int n) { int s = 0;\n#pragma omp parallel for reduction(+:s)\n"
-         "for (int i = 0; i < n; i++) s += i;\nreturn s; }\n")
-EXE_C = "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n"
+OMP_C = (
+    "int omp_sum(int n) { int s = 0;\n#pragma omp parallel for reduction(+:s)\n"
+    "for (int i = 0; i < n; i++) s += i;\nreturn s; }\n"
+)
+EXE_C = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 
 ABI_CPP = r"""
 #include <list>
@@ -82,8 +85,7 @@ std::string global_greet(const std::string& s) { return s; }
 
 
 def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
-    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True,
-                          cwd=cwd).stdout
+    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True, cwd=cwd).stdout
 
 
 @pytest.fixture(scope="module")
@@ -96,18 +98,42 @@ def libs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "omp.c").write_text(OMP_C)
     (d / "exe.c").write_text(EXE_C)
     cc = ["gcc", "-O1", "-fPIC"]
-    _run(*cc, "-shared", "-o", "libdep.so.1", "dep.c", "-Wl,-soname,libdep.so.1",
-         "-Wl,--version-script,dep.map", cwd=d)
+    _run(*cc, "-shared", "-o", "libdep.so.1", "dep.c", "-Wl,-soname,libdep.so.1", "-Wl,--version-script,dep.map", cwd=d)
     (d / "libdep.so").symlink_to("libdep.so.1")
-    _run(*cc, "-shared", "-o", "librunpath.so", "user.c", "-Wl,-soname,librunpath.so",
-         "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN/../lib:/opt/x", "-L.", "-ldep", cwd=d)
-    _run(*cc, "-shared", "-o", "librpath.so", "user.c", "-Wl,--disable-new-dtags",
-         "-Wl,-rpath,$ORIGIN", "-L.", "-ldep", cwd=d)
-    _run(*cc, "-shared", "-fopenmp", "-o", "libomp_user.so", "omp.c",
-         "-Wl,-soname,libomp_user.so", cwd=d)
+    _run(
+        *cc,
+        "-shared",
+        "-o",
+        "librunpath.so",
+        "user.c",
+        "-Wl,-soname,librunpath.so",
+        "-Wl,--enable-new-dtags",
+        "-Wl,-rpath,$ORIGIN/../lib:/opt/x",
+        "-L.",
+        "-ldep",
+        cwd=d,
+    )
+    _run(
+        *cc,
+        "-shared",
+        "-o",
+        "librpath.so",
+        "user.c",
+        "-Wl,--disable-new-dtags",
+        "-Wl,-rpath,$ORIGIN",
+        "-L.",
+        "-ldep",
+        cwd=d,
+    )
+    _run(*cc, "-shared", "-fopenmp", "-o", "libomp_user.so", "omp.c", "-Wl,-soname,libomp_user.so", cwd=d)
     _run("gcc", "-o", "hello", "exe.c", cwd=d)
-    return {"dep": d / "libdep.so.1", "runpath": d / "librunpath.so", "rpath": d / "librpath.so",
-            "omp": d / "libomp_user.so", "exe": d / "hello"}
+    return {
+        "dep": d / "libdep.so.1",
+        "runpath": d / "librunpath.so",
+        "rpath": d / "librpath.so",
+        "omp": d / "libomp_user.so",
+        "exe": d / "hello",
+    }
 
 
 @pytest.fixture(scope="module")
@@ -119,23 +145,29 @@ def libs32(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (d / "user.c").write_text(USER_C)
     cc = ["gcc", "-m32", "-nostdlib", "-fPIC", "-shared"]
     try:
-        _run(*cc, "-o", "libdep32.so", "dep.c", "-Wl,-soname,libdep32.so",
-             "-Wl,--version-script,dep.map", cwd=d)
-        _run(*cc, "-o", "libuser32.so", "user.c", "-Wl,-soname,libuser32.so",
-             "-Wl,--enable-new-dtags", "-Wl,-rpath,$ORIGIN", "libdep32.so", cwd=d)
+        _run(*cc, "-o", "libdep32.so", "dep.c", "-Wl,-soname,libdep32.so", "-Wl,--version-script,dep.map", cwd=d)
+        _run(
+            *cc,
+            "-o",
+            "libuser32.so",
+            "user.c",
+            "-Wl,-soname,libuser32.so",
+            "-Wl,--enable-new-dtags",
+            "-Wl,-rpath,$ORIGIN",
+            "libdep32.so",
+            cwd=d,
+        )
     except subprocess.CalledProcessError as exc:
         pytest.skip(f"gcc -m32 cannot link here: {exc.stderr[-300:]}")
     return {"dep": d / "libdep32.so", "user": d / "libuser32.so"}
 
 
 S390_DEP = "\t.text\n\t.globl dep_old\n\t.type dep_old,@function\ndep_old:\n\tbr %r14\n"
-S390_USER = ("\t.text\n\t.globl user\n\t.type user,@function\nuser:\n"
-             "\tbrasl %r14, dep_old@PLT\n\tbr %r14\n")
+S390_USER = "\t.text\n\t.globl user\n\t.type user,@function\nuser:\n\tbrasl %r14, dep_old@PLT\n\tbr %r14\n"
 
 
 @pytest.fixture(scope="module", params=["64", "31"])
-def big_endian(request: pytest.FixtureRequest,
-               tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
+def big_endian(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """Big-endian s390x (64-bit) and s390 (31-bit) objects from cross binutils."""
     if shutil.which("s390x-linux-gnu-as") is None:
         pytest.skip("no s390x cross binutils (apt-get install binutils-s390x-linux-gnu)")
@@ -147,11 +179,34 @@ def big_endian(request: pytest.FixtureRequest,
     as_flags = ["-m64"] if bits == "64" else ["-m31"]
     ld_flags = ["-m", "elf64_s390"] if bits == "64" else ["-m", "elf_s390"]
     _run("s390x-linux-gnu-as", *as_flags, "-o", "dep.o", "dep.s", cwd=d)
-    _run("s390x-linux-gnu-ld", *ld_flags, "-shared", "-soname", "libdep.so.1",
-         "--version-script", "dep.map", "-o", "libdep.so.1", "dep.o", cwd=d)
+    _run(
+        "s390x-linux-gnu-ld",
+        *ld_flags,
+        "-shared",
+        "-soname",
+        "libdep.so.1",
+        "--version-script",
+        "dep.map",
+        "-o",
+        "libdep.so.1",
+        "dep.o",
+        cwd=d,
+    )
     _run("s390x-linux-gnu-as", *as_flags, "-o", "user.o", "user.s", cwd=d)
-    _run("s390x-linux-gnu-ld", *ld_flags, "-shared", "-soname", "libuser.so", "-rpath",
-         "$ORIGIN:/x", "-o", "libuser.so", "user.o", "libdep.so.1", cwd=d)
+    _run(
+        "s390x-linux-gnu-ld",
+        *ld_flags,
+        "-shared",
+        "-soname",
+        "libuser.so",
+        "-rpath",
+        "$ORIGIN:/x",
+        "-o",
+        "libuser.so",
+        "user.o",
+        "libdep.so.1",
+        cwd=d,
+    )
     return d / "libuser.so", 64 if bits == "64" else 32
 
 
@@ -164,10 +219,12 @@ def readelf_facts(path: Path, readelf: str = "readelf") -> dict[str, object]:
     facts: dict[str, object] = {
         "needed": tuple(re.findall(r"\(NEEDED\)\s+Shared library: \[(.*)\]", dyn)),
         "soname": next(iter(re.findall(r"\(SONAME\)\s+Library soname: \[(.*)\]", dyn)), None),
-        "rpath": tuple(":".join(re.findall(r"\(RPATH\)\s+Library rpath: \[(.*)\]", dyn))
-                       .split(":")) if "(RPATH)" in dyn else (),
-        "runpath": tuple(":".join(re.findall(r"\(RUNPATH\)\s+Library runpath: \[(.*)\]", dyn))
-                         .split(":")) if "(RUNPATH)" in dyn else (),
+        "rpath": tuple(":".join(re.findall(r"\(RPATH\)\s+Library rpath: \[(.*)\]", dyn)).split(":"))
+        if "(RPATH)" in dyn
+        else (),
+        "runpath": tuple(":".join(re.findall(r"\(RUNPATH\)\s+Library runpath: \[(.*)\]", dyn)).split(":"))
+        if "(RUNPATH)" in dyn
+        else (),
     }
     needs: dict[str, set[str]] = {}
     current = None
@@ -186,8 +243,13 @@ def readelf_facts(path: Path, readelf: str = "readelf") -> dict[str, object]:
 
 
 def our_facts(info: ElfInfo) -> dict[str, object]:
-    return {"needed": info.needed, "soname": info.soname, "rpath": info.rpath,
-            "runpath": info.runpath, "version_needs": dict(info.version_needs)}
+    return {
+        "needed": info.needed,
+        "soname": info.soname,
+        "rpath": info.rpath,
+        "runpath": info.runpath,
+        "version_needs": dict(info.version_needs),
+    }
 
 
 @pytest.mark.parametrize("name", ["dep", "runpath", "rpath", "omp", "exe"])
@@ -244,8 +306,7 @@ def test_big_endian(big_endian: tuple[Path, int]) -> None:
 
 def test_dynamic_symbols_match_nm(libs: dict[str, Path]) -> None:
     for path in libs.values():
-        defined = [ln.split()[-1].split("@")[0]
-                   for ln in _run("nm", "-D", "--defined-only", path).splitlines()]
+        defined = [ln.split()[-1].split("@")[0] for ln in _run("nm", "-D", "--defined-only", path).splitlines()]
         everything = [ln.split()[-1].split("@")[0] for ln in _run("nm", "-D", path).splitlines()]
         assert sorted(dynamic_symbols(path)) == sorted(defined)
         assert sorted(dynamic_symbols(path, defined_only=False)) == sorted(everything)
@@ -253,8 +314,7 @@ def test_dynamic_symbols_match_nm(libs: dict[str, Path]) -> None:
 
 def test_section_bytes_match_objcopy(libs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "comment.bin"
-    _run("objcopy", "-O", "binary", f"--dump-section=.comment={out}", libs["dep"],
-         tmp_path / "ignored")
+    _run("objcopy", "-O", "binary", f"--dump-section=.comment={out}", libs["dep"], tmp_path / "ignored")
     assert section_bytes(libs["dep"], ".comment") == out.read_bytes()
     assert section_bytes(libs["dep"], ".nv_fatbin") is None
     assert section_bytes(libs["dep"], ".bss") in (b"", None)
@@ -268,8 +328,7 @@ def test_is_elf(libs: dict[str, Path], tmp_path: Path) -> None:
     assert not is_elf(tmp_path) and not is_elf(b"\x7fEL") and not is_elf(b"")
 
 
-def test_section_headers_stripped_falls_back_to_segments(libs: dict[str, Path],
-                                                         tmp_path: Path) -> None:
+def test_section_headers_stripped_falls_back_to_segments(libs: dict[str, Path], tmp_path: Path) -> None:
     """As after sstrip: no section table; the loader's PT_DYNAMIC view must still be read."""
     data = bytearray(libs["runpath"].read_bytes())
     struct.pack_into("<Q", data, 0x28, 0)  # e_shoff
@@ -285,7 +344,7 @@ def test_section_headers_stripped_falls_back_to_segments(libs: dict[str, Path],
 def test_truncated_file_raises_elf_error(libs: dict[str, Path], tmp_path: Path, cut: int) -> None:
     data = libs["runpath"].read_bytes()
     bad = tmp_path / "truncated.so"
-    bad.write_bytes(data[:cut] if cut >= 0 else data[:len(data) + cut])
+    bad.write_bytes(data[:cut] if cut >= 0 else data[: len(data) + cut])
     with pytest.raises(ElfError, match=r"truncated.so"):
         read_elf(bad)
 
@@ -302,10 +361,10 @@ def test_not_elf_raises(tmp_path: Path) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=8191), st.integers(0, 255)),
-                min_size=1, max_size=8))
+@given(st.lists(st.tuples(st.integers(min_value=0, max_value=8191), st.integers(0, 255)), min_size=1, max_size=8))
 def test_corruption_never_escapes_as_another_exception(
-        libs: dict[str, Path], tmp_path: Path, edits: list[tuple[int, int]]) -> None:
+    libs: dict[str, Path], tmp_path: Path, edits: list[tuple[int, int]]
+) -> None:
     data = bytearray(libs["runpath"].read_bytes())
     for offset, value in edits:
         data[offset % len(data)] = value
@@ -346,10 +405,8 @@ _DEMANGLED_OLD = re.compile(r"std::(?:string\b|wstring\b|basic_string<|list<)")
 def nm_reference(path: Path, namespaces: tuple[str, ...]) -> tuple[int, int, list[str]]:
     """(cxx11, pre_cxx11, disagreements) from ``nm -D`` + ``nm -DC``: c++filt classifies
     the ABI; namespace membership comes from our (exact, prefix) matcher."""
-    mangled = [ln.split(" ", 2)[2] for ln in
-               _run("nm", "-D", "--defined-only", path).splitlines()]
-    demangled = [ln.split(" ", 2)[2] for ln in
-                 _run("nm", "-DC", "--defined-only", path).splitlines()]
+    mangled = [ln.split(" ", 2)[2] for ln in _run("nm", "-D", "--defined-only", path).splitlines()]
+    demangled = [ln.split(" ", 2)[2] for ln in _run("nm", "-DC", "--defined-only", path).splitlines()]
     assert len(mangled) == len(demangled)
     in_ns = namespace_matcher(namespaces)
     cxx11 = old = 0
@@ -374,8 +431,7 @@ def abi_libs(tmp_path_factory: pytest.TempPathFactory) -> dict[int, Path]:
     out = {}
     for abi in (0, 1):
         out[abi] = d / f"libabi{abi}.so"
-        _run("g++", "-O1", "-fPIC", "-shared", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", "-o",
-             out[abi], "abi.cpp", cwd=d)
+        _run("g++", "-O1", "-fPIC", "-shared", f"-D_GLIBCXX_USE_CXX11_ABI={abi}", "-o", out[abi], "abi.cpp", cwd=d)
     return out
 
 
@@ -397,38 +453,44 @@ def test_identifiers_that_look_like_old_abi_are_not_counted(abi_libs: dict[int, 
     assert all(abi_markers(n)[1] is False for n in lookalikes)
 
 
-@pytest.mark.parametrize(("mangled", "expected"), [
-    ("_ZN3c106detail3fooERKSs", (False, True)),
-    ("_ZN3c107ClassSs3getEv", (False, False)),
-    ("_ZN3c105ClassSs", (False, True)),  # here "Ss" follows the 5-letter "Class"
-    ("_Z3fooP6ThingSs", (False, False)),  # identifier ending in S, then short
-    ("_ZN3c104listERKSt4listIiSaIiEE", (False, True)),
-    ("_ZN3c104listERKNSt7__cxx114listIiSaIiEEE", (True, False)),
-    ("_ZN3c103strB5cxx11Ev", (True, False)),
-    ("_ZN3c103fooILNS_4KindE35EEEvSs", (False, True)),  # enum literal value, then old string
-    ("_ZZN3c103fooERKSsE5cache", (False, True)),
-    ("_ZN3c101fIJiEEEvDpT_", (False, False)),
-])
+@pytest.mark.parametrize(
+    ("mangled", "expected"),
+    [
+        ("_ZN3c106detail3fooERKSs", (False, True)),
+        ("_ZN3c107ClassSs3getEv", (False, False)),
+        ("_ZN3c105ClassSs", (False, True)),  # here "Ss" follows the 5-letter "Class"
+        ("_Z3fooP6ThingSs", (False, False)),  # identifier ending in S, then short
+        ("_ZN3c104listERKSt4listIiSaIiEE", (False, True)),
+        ("_ZN3c104listERKNSt7__cxx114listIiSaIiEEE", (True, False)),
+        ("_ZN3c103strB5cxx11Ev", (True, False)),
+        ("_ZN3c103fooILNS_4KindE35EEEvSs", (False, True)),  # enum literal value, then old string
+        ("_ZZN3c103fooERKSsE5cache", (False, True)),
+        ("_ZN3c101fIJiEEEvDpT_", (False, False)),
+    ],
+)
 def test_abi_markers(mangled: str, expected: tuple[bool, bool]) -> None:
     assert abi_markers(mangled) == expected
 
 
-@pytest.mark.parametrize(("mangled", "inside"), [
-    ("_ZN3c106TensorC1Ev", True),
-    ("_ZNK3c106Tensor3dimEv", True),
-    ("_ZNKR3c106Tensor3dimEv", True),
-    ("_ZTVN3c1010TensorImplE", True),
-    ("_ZThn16_N3c103FooD1Ev", True),
-    ("_ZTv0_n24_N3c103FooD0Ev", True),
-    ("_ZGVZN3c103fooEvE1x", True),
-    ("_ZN3c104implIiEEvv", True),
-    ("_ZN3c1010TensorImpl4sizeEv", True),
-    ("_ZN4c10x3fooEv", False),
-    ("_ZN16PackedConvWeightILi2EE10apply_implILb0EEEN2at6TensorERKS3_dl", False),
-    ("_ZNSt6vectorIN3c106IValueESaIS1_EED1Ev", False),
-    ("_Z3foov", False),
-    ("c10_plain_c_symbol", False),
-])
+@pytest.mark.parametrize(
+    ("mangled", "inside"),
+    [
+        ("_ZN3c106TensorC1Ev", True),
+        ("_ZNK3c106Tensor3dimEv", True),
+        ("_ZNKR3c106Tensor3dimEv", True),
+        ("_ZTVN3c1010TensorImplE", True),
+        ("_ZThn16_N3c103FooD1Ev", True),
+        ("_ZTv0_n24_N3c103FooD0Ev", True),
+        ("_ZGVZN3c103fooEvE1x", True),
+        ("_ZN3c104implIiEEvv", True),
+        ("_ZN3c1010TensorImpl4sizeEv", True),
+        ("_ZN4c10x3fooEv", False),
+        ("_ZN16PackedConvWeightILi2EE10apply_implILb0EEEN2at6TensorERKS3_dl", False),
+        ("_ZNSt6vectorIN3c106IValueESaIS1_EED1Ev", False),
+        ("_Z3foov", False),
+        ("c10_plain_c_symbol", False),
+    ],
+)
 def test_namespace_matcher(mangled: str, inside: bool) -> None:
     assert namespace_matcher(["c10", "at"])(mangled) is inside
 
@@ -452,8 +514,12 @@ def _torch_wheel() -> Path:
     found = sorted(dest.glob("torch-2.13.0*.whl"))
     if not found:
         try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "torch==2.13.0", "--no-deps", "-d", str(dest)],
-                           check=True, capture_output=True, timeout=900)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "torch==2.13.0", "--no-deps", "-d", str(dest)],
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             pytest.skip(f"torch 2.13.0 wheel not obtainable: {exc}")
         found = sorted(dest.glob("torch-2.13.0*.whl"))
@@ -472,9 +538,14 @@ def torch_tree() -> Path:
     if not (tree / ".complete").exists():
         shutil.rmtree(tree, ignore_errors=True)
         with WheelReader(wheel) as reader:
-            names = [m.name for m in reader.members if not m.is_dir and
-                     (m.name.endswith(".so") or ".so." in m.name or "/bin/" in m.name
-                      or m.name.startswith("torch/test/"))]
+            names = [
+                m.name
+                for m in reader.members
+                if not m.is_dir
+                and (
+                    m.name.endswith(".so") or ".so." in m.name or "/bin/" in m.name or m.name.startswith("torch/test/")
+                )
+            ]
             reader.extract(tree, names)
         (tree / ".complete").touch()
     return tree
@@ -501,9 +572,17 @@ def test_torch_read_all_elfs_fast(torch_tree: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("rel", ["torch/lib/libtorch_cpu.so", "torch/lib/libc10.so",
-                                 "torch/lib/libgomp.so.1", "torch/lib/libtorch_python.so",
-                                 "torch/lib/libshm.so", "torch/bin/test_jit"])
+@pytest.mark.parametrize(
+    "rel",
+    [
+        "torch/lib/libtorch_cpu.so",
+        "torch/lib/libc10.so",
+        "torch/lib/libgomp.so.1",
+        "torch/lib/libtorch_python.so",
+        "torch/lib/libshm.so",
+        "torch/bin/test_jit",
+    ],
+)
 def test_torch_libs_match_readelf(torch_tree: Path, rel: str) -> None:
     path = torch_tree / rel
     assert our_facts(read_elf(path)) == readelf_facts(path)

@@ -25,8 +25,7 @@ USER_C = "int dep(void);\nint user(void) { return dep() + 1; }\n"
 
 
 def _run(*cmd: str | Path, cwd: Path | None = None) -> str:
-    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True,
-                          cwd=cwd).stdout
+    return subprocess.run([str(c) for c in cmd], check=True, capture_output=True, text=True, cwd=cwd).stdout
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +47,19 @@ def built(tmp_path: Path) -> dict[str, Path]:
     _run(*cc, "-o", "libdep.so", "dep.c", "-Wl,-soname,libdep.so", cwd=tmp_path)
     _run(*cc, "-o", "libother.so", "dep.c", "-Wl,-soname,libother.so", cwd=tmp_path)
     for name, dtags in (("librunpath.so", "--enable-new-dtags"), ("librpath.so", "--disable-new-dtags")):
-        _run(*cc, "-o", name, "user.c", f"-Wl,-soname,{name}", f"-Wl,{dtags}",
-             "-Wl,-rpath,/lib/intel64:/build/leak", "-L.", "-ldep", "-lother", cwd=tmp_path)
+        _run(
+            *cc,
+            "-o",
+            name,
+            "user.c",
+            f"-Wl,-soname,{name}",
+            f"-Wl,{dtags}",
+            "-Wl,-rpath,/lib/intel64:/build/leak",
+            "-L.",
+            "-ldep",
+            "-lother",
+            cwd=tmp_path,
+        )
     _run("gcc", "-c", "-fPIC", "-o", "obj.o", "dep.c", cwd=tmp_path)
     return {p.name: p for p in tmp_path.iterdir()}
 
@@ -192,10 +202,24 @@ def test_queue_rules(patchelf: str, tmp_path: Path) -> None:
 
 
 def test_patchelf_args() -> None:
-    edits = FileEdits("/x.so", set_rpath=("$ORIGIN", "/a"), force_rpath=True,
-                      replace_needed=(("a.so", "b.so"),), remove_needed=("c.so",),
-                      set_soname="x.so")
-    assert edits.patchelf_args() == ["--set-soname", "x.so", "--force-rpath", "--set-rpath",
-                                     "$ORIGIN:/a", "--replace-needed", "a.so", "b.so",
-                                     "--remove-needed", "c.so"]
+    edits = FileEdits(
+        "/x.so",
+        set_rpath=("$ORIGIN", "/a"),
+        force_rpath=True,
+        replace_needed=(("a.so", "b.so"),),
+        remove_needed=("c.so",),
+        set_soname="x.so",
+    )
+    assert edits.patchelf_args() == [
+        "--set-soname",
+        "x.so",
+        "--force-rpath",
+        "--set-rpath",
+        "$ORIGIN:/a",
+        "--replace-needed",
+        "a.so",
+        "b.so",
+        "--remove-needed",
+        "c.so",
+    ]
     assert FileEdits("/x.so", set_rpath=()).patchelf_args() == ["--remove-rpath"]

@@ -34,8 +34,14 @@ def _hash(data: bytes) -> str:
     return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
 
 
-def make_zip(path: Path, members: dict[str, bytes], *, modes: dict[str, int] | None = None,
-             record: bool = True, record_override: dict[str, str] | None = None) -> Path:
+def make_zip(
+    path: Path,
+    members: dict[str, bytes],
+    *,
+    modes: dict[str, int] | None = None,
+    record: bool = True,
+    record_override: dict[str, str] | None = None,
+) -> Path:
     """A wheel written by Python's zipfile (an independent writer) with a correct RECORD."""
     modes = modes or {}
     members = dict(members)
@@ -109,15 +115,18 @@ def test_truncated_zip(wheel: Path, tmp_path: Path, keep: float) -> None:
         WheelReader(bad)
 
 
-@pytest.mark.parametrize(("name", "why"), [
-    ("../evil.py", r"'\.\.' component"),
-    ("demo/../../evil.py", r"'\.\.' component"),
-    ("/etc/evil", "absolute path"),
-    ("C:/evil", "absolute path"),
-    ("demo\\..\\..\\evil", "backslash"),
-    ("demo//x.py", "not normalized"),
-    ("demo/./x.py", "not normalized"),
-])
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("../evil.py", r"'\.\.' component"),
+        ("demo/../../evil.py", r"'\.\.' component"),
+        ("/etc/evil", "absolute path"),
+        ("C:/evil", "absolute path"),
+        ("demo\\..\\..\\evil", "backslash"),
+        ("demo//x.py", "not normalized"),
+        ("demo/./x.py", "not normalized"),
+    ],
+)
 def test_unsafe_member_names(tmp_path: Path, name: str, why: str) -> None:
     path = tmp_path / "unsafe.whl"
     with zipfile.ZipFile(path, "w") as zf:
@@ -178,7 +187,7 @@ def test_duplicate_member(tmp_path: Path) -> None:
 def test_local_and_central_names_disagree(wheel: Path, tmp_path: Path) -> None:
     data = bytearray(wheel.read_bytes())
     at = data.index(b"demo/tool")  # first occurrence: the local header
-    data[at:at + 9] = b"demo/evil"
+    data[at : at + 9] = b"demo/evil"
     bad = tmp_path / "confused.whl"
     bad.write_bytes(bytes(data))
     with pytest.raises(WheelFileError, match=r"central and local headers disagree"):
@@ -222,8 +231,7 @@ def test_record_missing_and_unlisted_members(tmp_path: Path) -> None:
 
 
 def test_rewrite_refuses_to_launder_a_lying_record(tmp_path: Path) -> None:
-    path = make_zip(tmp_path / "lie.whl", SAMPLE,
-                    record_override={"demo/__init__.py": _hash(b"other")})
+    path = make_zip(tmp_path / "lie.whl", SAMPLE, record_override={"demo/__init__.py": _hash(b"other")})
     with pytest.raises(WheelFileError, match=r"RECORD does not match.*demo/__init__.py"):
         rewrite_wheel(path, tmp_path / "out.whl", verify=True)
     assert not (tmp_path / "out.whl").exists()
@@ -235,11 +243,11 @@ def test_rewrite_rehashes_members_whose_record_size_is_wrong(tmp_path: Path) -> 
     rows = io.StringIO()
     w = csv.writer(rows, lineterminator="\n")
     for name, data in members.items():
-        w.writerow((name, _hash(b"lie" if name == "demo/tool" else data),
-                    len(data) + (1 if name == "demo/tool" else 0)))
+        w.writerow(
+            (name, _hash(b"lie" if name == "demo/tool" else data), len(data) + (1 if name == "demo/tool" else 0))
+        )
     w.writerow((RECORD, "", ""))
-    path = make_zip(tmp_path / "w.whl", {**members, RECORD: rows.getvalue().encode()},
-                    record=False)
+    path = make_zip(tmp_path / "w.whl", {**members, RECORD: rows.getvalue().encode()}, record=False)
     with pytest.raises(WheelFileError, match=r"demo/tool"):
         rewrite_wheel(path, tmp_path / "out.whl")
 
@@ -250,9 +258,9 @@ def test_rewrite_rehashes_members_whose_record_size_is_wrong(tmp_path: Path) -> 
 def test_rewrite_copies_replaces_and_regenerates_record(wheel: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.whl"
     new_wheel = SAMPLE[f"{DIST}/WHEEL"].replace(b"linux", b"manylinux_2_28")
-    result = rewrite_wheel(wheel, out, replace={f"{DIST}/WHEEL": new_wheel,
-                                                "demo/added.txt": b"new\n"},
-                           remove=["demo/data/big.txt"])
+    result = rewrite_wheel(
+        wheel, out, replace={f"{DIST}/WHEEL": new_wheel, "demo/added.txt": b"new\n"}, remove=["demo/data/big.txt"]
+    )
     got = contents(out)
     expected = {k: v for k, v in SAMPLE.items() if k != "demo/data/big.txt"}
     expected |= {f"{DIST}/WHEEL": new_wheel, "demo/added.txt": b"new\n"}
@@ -265,8 +273,7 @@ def test_rewrite_copies_replaces_and_regenerates_record(wheel: Path, tmp_path: P
     assert {row[0]: row[1] for row in rows[:-1]} == {k: _hash(v) for k, v in expected.items()}
 
 
-def test_order_modes_and_timestamps(wheel: Path, tmp_path: Path,
-                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_order_modes_and_timestamps(wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # 2023-11-14T22:13:20Z
     out = tmp_path / "out.whl"
     rewrite_wheel(wheel, out, replace={"demo/zzz.py": b"z"})
@@ -285,19 +292,17 @@ def test_order_modes_and_timestamps(wheel: Path, tmp_path: Path,
         assert info.external_attr >> 16 == stat.S_IFREG | expected, info.filename
 
 
-@pytest.mark.parametrize(("epoch", "date"), [("0", (1980, 1, 1, 0, 0, 0)),
-                                             ("99999999999", (2107, 12, 31, 23, 59, 58))])
-def test_source_date_epoch_is_clipped(wheel: Path, tmp_path: Path, epoch: str,
-                                      date: tuple[int, ...],
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(("epoch", "date"), [("0", (1980, 1, 1, 0, 0, 0)), ("99999999999", (2107, 12, 31, 23, 59, 58))])
+def test_source_date_epoch_is_clipped(
+    wheel: Path, tmp_path: Path, epoch: str, date: tuple[int, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", epoch)
     rewrite_wheel(wheel, tmp_path / "out.whl")
     with zipfile.ZipFile(tmp_path / "out.whl") as zf:
         assert {i.date_time for i in zf.infolist()} == {date}
 
 
-def test_bad_source_date_epoch(wheel: Path, tmp_path: Path,
-                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_source_date_epoch(wheel: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     with pytest.raises(WheelFileError, match=r"SOURCE_DATE_EPOCH='yesterday'"):
         rewrite_wheel(wheel, tmp_path / "out.whl")
@@ -327,8 +332,7 @@ def test_reproducible_bytes(wheel: Path, tmp_path: Path) -> None:
 
 
 def test_chunked_deflate_is_a_valid_stream(tmp_path: Path) -> None:
-    data = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() * (i % 7 + 1)
-                    for i in range(60000))
+    data = b"".join(hashlib.sha256(str(i).encode()).hexdigest().encode() * (i % 7 + 1) for i in range(60000))
     src = tmp_path / "data.bin"
     src.write_bytes(data)
     out = tmp_path / "plain.zip"
@@ -515,9 +519,12 @@ def torch_wheel() -> Path:
     found = sorted(dest.glob("torch-2.13.0*.whl"))
     if not found:
         try:
-            subprocess.run([sys.executable, "-m", "pip", "download", "torch==2.13.0",
-                            "--no-deps", "-d", str(dest)], check=True, capture_output=True,
-                           timeout=900)
+            subprocess.run(
+                [sys.executable, "-m", "pip", "download", "torch==2.13.0", "--no-deps", "-d", str(dest)],
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
         except (OSError, subprocess.SubprocessError) as exc:
             pytest.skip(f"torch 2.13.0 wheel not obtainable: {exc}")
         found = sorted(dest.glob("torch-2.13.0*.whl"))
@@ -541,9 +548,11 @@ def test_torch_rewrite_is_fast_and_correct(torch_wheel: Path, tmp_path: Path) ->
         assert info is not None
         wheel_file = r.read(f"{info}/WHEEL")
         metadata = r.read(f"{info}/METADATA")
-    replace = {f"{info}/WHEEL": wheel_file + b"Tag: cp311-cp311-manylinux_2_28_x86_64\n",
-               f"{info}/METADATA": metadata + b"\n",
-               "torch/_repaired_by_builder.txt": b"builder\n"}
+    replace = {
+        f"{info}/WHEEL": wheel_file + b"Tag: cp311-cp311-manylinux_2_28_x86_64\n",
+        f"{info}/METADATA": metadata + b"\n",
+        "torch/_repaired_by_builder.txt": b"builder\n",
+    }
     timings = []
     for attempt in range(2):
         start = time.perf_counter()
