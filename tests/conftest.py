@@ -55,3 +55,19 @@ def run_builder(*args: str, cwd: Path | None = None, **env: str) -> subprocess.C
         env={**environ, "SOURCE_DATE_EPOCH": TEST_EPOCH, **env},
         check=False,
     )
+
+
+# Downloads and unpacked inputs shared across runs (the torch wheel, the PyPI CUDA toolkit).
+TEST_CACHE = Path(os.environ.get("BUILDER_TEST_CACHE", Path.home() / ".cache" / "builder-tests"))
+
+
+@pytest.fixture(scope="session")
+def torch_wheel() -> Path:
+    """The real torch 2.13.0 CPU wheel, fetched once with pip download and kept in TEST_CACHE."""
+    dest = TEST_CACHE / "torch"
+    found = sorted(dest.glob("torch-2.13.0*.whl"))
+    if not found:
+        argv = [sys.executable, "-m", "pip", "download", "-q", "torch==2.13.0", "--no-deps", "-d", str(dest)]
+        subprocess.run(argv, check=True, capture_output=True, timeout=900)
+        found = sorted(dest.glob("torch-2.13.0*.whl"))
+    return found[0]

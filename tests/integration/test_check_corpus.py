@@ -188,7 +188,7 @@ def test_absolute_rpath_added(cpu_wheel: Path, tmp_path: Path) -> None:
         "minitorch/lib/libminitorch_core.so",
         tmp_path / "x",
         "--set-rpath",
-        "$ORIGIN:/home/runner/work/minitorch/build/lib",
+        "$ORIGIN:/builds/minitorch/build/lib",
     )
     report = run_checks(broken, config())
     assert errors(report) == set() and warnings(report) == {"rpath.absolute"}

@@ -18,7 +18,6 @@ from builder.check import Severity, run_checks
 from tests.integration.test_check_cli import builder, one_error
 
 pytestmark = pytest.mark.slow
-CACHE = Path.home() / ".cache" / "builder-tests" / "torch"
 IGNORE = ("--ignore", "torch/bin/*", "--ignore", "torch/test/*")
 
 # torch/bin and torch/test binaries whose RUNPATH carries /lib/intel64:/lib/intel64_win:/lib/win-x64
@@ -41,14 +40,6 @@ _LEAKY_TEST = """
 """
 LEAKY_BIN = _LEAKY_BIN.split()
 LEAKY_TEST = _LEAKY_TEST.split()
-
-
-@pytest.fixture(scope="module")
-def torch_wheel() -> Path:
-    found = sorted(CACHE.glob("torch-2.13.0*.whl"))
-    if not found:
-        pytest.skip("pip download torch==2.13.0 --no-deps -d ~/.cache/builder-tests/torch first")
-    return found[0]
 
 
 def test_recorded_findings_on_the_torch_wheel(torch_wheel: Path) -> None:

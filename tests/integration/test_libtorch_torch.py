@@ -16,17 +16,13 @@ from builder.smoke.archive import run_archive_smoke
 from tests.conftest import run_builder
 
 pytestmark = pytest.mark.slow
-CACHE = Path.home() / ".cache" / "builder-tests" / "torch"
 GIT_VERSION = "cf30153c4c131c8164ee7798e5022d810682e2cb"  # torch/version.py of the 2.13.0 CPU wheel
 
 
 @pytest.fixture(scope="module")
-def torch_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    found = sorted(CACHE.glob("torch-2.13.0*.whl"))
-    if not found:
-        pytest.skip("pip download torch==2.13.0 --no-deps -d ~/.cache/builder-tests/torch first")
+def torch_archive(tmp_path_factory: pytest.TempPathFactory, torch_wheel: Path) -> Path:
     out = tmp_path_factory.mktemp("libtorch")
-    result = run_builder("libtorch", "from-wheel", str(found[0]), "-o", str(out))
+    result = run_builder("libtorch", "from-wheel", str(torch_wheel), "-o", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     (archive,) = list(out.iterdir())
     return archive

@@ -16,7 +16,7 @@ import pytest
 from builder.binary.elf import ElfInfo, read_elf
 from builder.config import PythonVersion
 from builder.toolchains.python import find_interpreter
-from tests.conftest import needs_nvcc, run_builder
+from tests.conftest import TEST_CACHE, needs_nvcc, run_builder
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "minitorch"
@@ -146,7 +146,7 @@ def test_cuda_bundled_mode_carries_cudart(tmp_path: Path) -> None:
 @pytest.mark.cuda
 def test_cuda_pypi_toolkit(tmp_path: Path) -> None:
     """CUDA 13.5 exists here only as NVIDIA's PyPI wheels (no unversioned libcudart.so)."""
-    cache = Path(os.environ.get("BUILDER_TEST_CACHE", Path.home() / ".cache" / "builder-tests"))
+    cache = TEST_CACHE
     if not list(cache.glob("toolkits/cuda-13.5/nvidia/cu*/bin/nvcc")):
         assert run_builder("toolchain", "install", "cuda13.5", BUILDER_CACHE_DIR=str(cache)).returncode == 0
     wheel = build(tmp_path / "out", "manywheel-py3_12-cuda13_5", BUILDER_CACHE_DIR=str(cache))[

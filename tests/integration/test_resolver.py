@@ -20,7 +20,7 @@ from builder.host import Host
 from builder.project import load_project
 from builder.resolver import cmake_cuda_architectures, resolve
 from builder.toolchains.cuda import find_cuda, install_pip_toolkit, nvcc_version
-from tests.conftest import needs_nvcc
+from tests.conftest import TEST_CACHE, needs_nvcc
 
 NOW = dt.datetime(2026, 11, 22, 8, tzinfo=dt.timezone.utc)
 
@@ -131,7 +131,7 @@ def test_no_matching_cuda(catalog: Catalog, project_dir: Path, tmp_path: Path) -
 @pytest.mark.cuda
 def test_pypi_cuda_toolkit_in_a_cached_prefix(catalog: Catalog, project_dir: Path) -> None:
     """The current 13.x toolkit from PyPI, installed once into a cache shared across runs."""
-    cache = Path(os.environ.get("BUILDER_TEST_CACHE", Path.home() / ".cache" / "builder-tests"))
+    cache = TEST_CACHE
     wanted = catalog.cuda["13.5"]
     existing = list(cache.glob("toolkits/cuda-13.5/nvidia/cu*/bin/nvcc"))
     home = existing[0].parent.parent if existing else install_pip_toolkit(wanted, sys.executable, cache)

@@ -7,7 +7,6 @@ import re
 import shutil
 import struct
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,6 +31,7 @@ from builder.binary.elf import (
     read_elf,
     section_bytes,
 )
+from tests.conftest import TEST_CACHE
 
 pytestmark = pytest.mark.skipif(
     shutil.which("gcc") is None or shutil.which("readelf") is None, reason="needs gcc and binutils"
@@ -506,35 +506,13 @@ def test_namespace_matcher_nested_and_std() -> None:
 # ---------------------------------------------------------------------------------------
 # The real torch 2.13.0 wheel
 # ---------------------------------------------------------------------------------------
-CACHE = Path.home() / ".cache" / "builder-tests"
-
-
-def _torch_wheel() -> Path:
-    dest = CACHE / "torch"
-    found = sorted(dest.glob("torch-2.13.0*.whl"))
-    if not found:
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "torch==2.13.0", "--no-deps", "-d", str(dest)],
-                check=True,
-                capture_output=True,
-                timeout=900,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"torch 2.13.0 wheel not obtainable: {exc}")
-        found = sorted(dest.glob("torch-2.13.0*.whl"))
-    if not found:
-        pytest.skip("pip download did not produce a torch 2.13.0 wheel")
-    return found[0]
-
-
 @pytest.fixture(scope="module")
-def torch_tree() -> Path:
+def torch_tree(torch_wheel: Path) -> Path:
     """The torch wheel's ELF files, unpacked once into the test cache."""
     from builder.binary.wheelfile import WheelReader
 
-    wheel = _torch_wheel()
-    tree = CACHE / f"{wheel.stem}-elfs"
+    wheel = torch_wheel
+    tree = TEST_CACHE / f"{wheel.stem}-elfs"
     if not (tree / ".complete").exists():
         shutil.rmtree(tree, ignore_errors=True)
         with WheelReader(wheel) as reader:

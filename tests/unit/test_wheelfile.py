@@ -11,7 +11,6 @@ import shutil
 import stat
 import struct
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -510,30 +509,6 @@ def test_zip64_archive_larger_than_4gib(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------
 # The real torch 2.13.0 wheel
 # ---------------------------------------------------------------------------------------
-CACHE = Path.home() / ".cache" / "builder-tests"
-
-
-@pytest.fixture(scope="module")
-def torch_wheel() -> Path:
-    dest = CACHE / "torch"
-    found = sorted(dest.glob("torch-2.13.0*.whl"))
-    if not found:
-        try:
-            subprocess.run(
-                [sys.executable, "-m", "pip", "download", "torch==2.13.0", "--no-deps", "-d", str(dest)],
-                check=True,
-                capture_output=True,
-                timeout=900,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"torch 2.13.0 wheel not obtainable: {exc}")
-        found = sorted(dest.glob("torch-2.13.0*.whl"))
-    if not found:
-        pytest.skip("pip download did not produce a torch 2.13.0 wheel")
-    return found[0]
-
-
-@pytest.mark.slow
 def test_torch_wheel_record_is_honest(torch_wheel: Path) -> None:
     with WheelReader(torch_wheel) as r:
         report = r.verify_record()
